@@ -1,0 +1,12 @@
+#pragma once
+
+/// \file
+/// The umbrella header of rtcache: includes the whole public API.
+
+#include "concepts.hpp"            // IWYU pragma: export
+#include "errors.hpp"              // IWYU pragma: export
+#include "options.hpp"             // IWYU pragma: export
+#include "policy/lru.hpp"          // IWYU pragma: export
+#include "read_through_cache.hpp"  // IWYU pragma: export
+#include "stats.hpp"               // IWYU pragma: export
+#include "versioned.hpp"           // IWYU pragma: export
