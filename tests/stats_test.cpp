@@ -1,0 +1,54 @@
+// Stats count what happened, summed over the counter stripes of all threads.
+
+#include <rtcache/rtcache.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/catch.hpp"
+#include "support/fake_store.hpp"
+
+using rtcache::test::FakeStore;
+using rtcache::test::StoreLoader;
+using rtcache::test::StoreWriter;
+
+TEST_CASE("stats count hits, misses, loads, writes, evictions and conflicts") {
+  FakeStore<> store;
+  for (int k = 0; k < 10; ++k) store.set(k, std::to_string(k));
+  rtcache::ReadThroughCache<int, std::string, StoreLoader<>, StoreWriter<>> cache(
+      rtcache::Options{.capacity = 4, .shards = 1, .seed = 1}, StoreLoader<>{&store},
+      StoreWriter<>{&store});
+  for (int k = 0; k < 6; ++k) (void)cache.get(k);  // 6 misses, 2 evictions
+  (void)cache.get(5);                              // hit
+  (void)cache.get_if_present(0);                   // miss (evicted)
+  cache.put(20, "x");                              // write, 1 eviction
+  (void)cache.put_if_version(5, "y", 99);          // conflict
+  cache.erase(20);                                 // write
+  const rtcache::Stats s = cache.stats();
+  CHECK(s.hits == 1);
+  CHECK(s.misses == 7);
+  CHECK(s.loads == 6);
+  CHECK(s.load_failures == 0);
+  CHECK(s.evictions == 3);
+  CHECK(s.writes == 2);
+  CHECK(s.version_conflicts == 1);
+  CHECK(s.write_failures == 0);
+  CHECK(s.coalesced_waits == 0);
+  CHECK(s.total_load_time.count() > 0);
+  CHECK(s.hit_ratio() == 0.125);  // exact in binary
+}
+
+TEST_CASE("counts from many threads add up") {
+  auto cache = rtcache::make_cache<int, int>(rtcache::Options{.capacity = 1024, .seed = 1},
+                                             [](const int& k) { return k; });
+  for (int k = 0; k < 100; ++k) (void)cache.get(k);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 1000; ++i) (void)cache.get(i % 100);
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(cache.stats().hits == 8000);
+  CHECK(cache.stats().misses == 100);
+}

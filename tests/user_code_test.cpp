@@ -1,0 +1,151 @@
+// Contract point 2: no lock is held across the loader or the writer. A slow
+// store call does not block other keys, user code may use the cache for other
+// keys, and a loader that asks for its own key gets an error, not a deadlock.
+
+#include <functional>
+#include <latch>
+#include <rtcache/rtcache.hpp>
+#include <string>
+#include <thread>
+
+#include "support/catch.hpp"
+#include "support/fake_store.hpp"
+
+using rtcache::test::FakeStore;
+using rtcache::test::spin_until;
+using rtcache::test::StoreLoader;
+using rtcache::test::StoreWriter;
+
+namespace {
+using Cache = rtcache::ReadThroughCache<int, std::string, StoreLoader<>, StoreWriter<>>;
+}
+
+TEST_CASE(
+    "a loader blocked in the store does not block gets, puts and erases of other keys in its "
+    "shard") {
+  FakeStore<> store;
+  for (int k = 0; k < 10; ++k) store.set(k, "v" + std::to_string(k));
+  std::function<void(const int&)> before_read;
+  Cache cache(rtcache::Options{.capacity = 64, .shards = 1, .seed = 1},
+              StoreLoader<>{&store, &before_read}, StoreWriter<>{&store});
+  std::latch loader_entered(1);
+  std::latch release_loader(1);
+  before_read = [&](const int& key) {
+    if (key == 0) {
+      loader_entered.count_down();
+      release_loader.wait();
+    }
+  };
+
+  std::thread blocked([&] { CHECK(cache.get(0) == std::optional<std::string>("v0")); });
+  loader_entered.wait();
+
+  // All of these share the blocked loader's shard, and complete.
+  CHECK(cache.get(1) == std::optional<std::string>("v1"));
+  cache.put(2, "two");
+  CHECK(cache.get(2) == std::optional<std::string>("two"));
+  cache.erase(3);
+  CHECK(cache.get(3) == std::nullopt);
+  cache.invalidate(1);
+  CHECK(cache.get_if_present(4) == std::nullopt);
+  CHECK(cache.size() == 1);
+
+  release_loader.count_down();
+  blocked.join();
+  CHECK(cache.get_if_present(0) == std::optional<std::string>("v0"));
+}
+
+TEST_CASE("a loader may use the cache for other keys") {
+  FakeStore<> store;
+  store.set(1, "one");
+  std::function<void(const int&)> before_read;
+  Cache cache(rtcache::Options{.capacity = 64, .shards = 1, .seed = 1},
+              StoreLoader<>{&store, &before_read}, StoreWriter<>{&store});
+  before_read = [&](const int& key) {
+    if (key == 2) {
+      CHECK(cache.get(1) == std::optional<std::string>("one"));
+      cache.put(5, "five");
+    }
+  };
+  store.set(2, "two");
+  CHECK(cache.get(2) == std::optional<std::string>("two"));
+  CHECK(cache.get_if_present(5) == std::optional<std::string>("five"));
+}
+
+TEST_CASE("a loader that asks for its own key gets RecursiveCallError instead of a deadlock") {
+  FakeStore<> store;
+  store.set(1, "one");
+  std::function<void(const int&)> before_read;
+  Cache cache(rtcache::Options{.capacity = 64, .seed = 1}, StoreLoader<>{&store, &before_read},
+              StoreWriter<>{&store});
+  bool inner_threw = false;
+  before_read = [&](const int& key) {
+    try {
+      (void)cache.get(key);
+    } catch (const rtcache::RecursiveCallError& e) {
+      inner_threw = std::string(e.what()).find("same key") != std::string::npos;
+      throw;
+    }
+  };
+  CHECK_THROWS_AS(cache.get(1), rtcache::RecursiveCallError);
+  CHECK(inner_threw);
+  CHECK(cache.pending_count() == 0);
+  // The cache still works for that key afterwards.
+  before_read = nullptr;
+  CHECK(cache.get(1) == std::optional<std::string>("one"));
+}
+
+TEST_CASE("a writer that writes its own key through the cache gets RecursiveCallError") {
+  FakeStore<> store;
+  struct ReentrantWriter {
+    FakeStore<>* store;
+    std::function<void(const int&)>* during_write;
+    void write(const int& key, const std::string& value) {
+      (*during_write)(key);
+      store->write(key, value);
+    }
+    void erase(const int& key) { store->erase(key); }
+  };
+  std::function<void(const int&)> during_write;
+  rtcache::ReadThroughCache<int, std::string, StoreLoader<>, ReentrantWriter> cache(
+      rtcache::Options{.capacity = 8, .seed = 1}, StoreLoader<>{&store},
+      ReentrantWriter{&store, &during_write});
+  during_write = [&](const int& key) { cache.put(key, "inner"); };
+  CHECK_THROWS_AS(cache.put(1, "outer"), rtcache::RecursiveCallError);
+  CHECK(cache.pending_count() == 0);
+  CHECK(store.peek(1) == std::nullopt);
+  // Writing another key from the writer is fine.
+  during_write = [&](const int& key) {
+    if (key == 1) cache.put(2, "inner");
+  };
+  cache.put(1, "outer");
+  CHECK(cache.get(1) == std::optional<std::string>("outer"));
+  CHECK(cache.get(2) == std::optional<std::string>("inner"));
+}
+
+TEST_CASE("a writer blocked in the store does not block other keys of its shard") {
+  FakeStore<> store;
+  store.set(9, "nine");
+  struct SlowWriter {
+    FakeStore<>* store;
+    std::latch* entered;
+    std::latch* release;
+    void write(const int& key, const std::string& value) {
+      entered->count_down();
+      release->wait();
+      store->write(key, value);
+    }
+  };
+  std::latch entered(1);
+  std::latch release(1);
+  rtcache::ReadThroughCache<int, std::string, StoreLoader<>, SlowWriter> cache(
+      rtcache::Options{.capacity = 8, .shards = 1, .seed = 1}, StoreLoader<>{&store},
+      SlowWriter{&store, &entered, &release});
+  std::thread writer([&] { cache.put(1, "one"); });
+  entered.wait();
+  CHECK(cache.get(9) == std::optional<std::string>("nine"));
+  cache.invalidate(9);
+  release.count_down();
+  writer.join();
+  CHECK(cache.get_if_present(1) == std::optional<std::string>("one"));
+}

@@ -1,0 +1,108 @@
+// Contract point 5: put calls the writer exactly once, before touching the
+// cache; a failing writer leaves the cache as it was; a successful put makes
+// the next get a hit that returns the new value.
+
+#include <latch>
+#include <rtcache/rtcache.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/catch.hpp"
+#include "support/fake_store.hpp"
+
+using rtcache::test::FakeStore;
+using rtcache::test::StoreError;
+using rtcache::test::StoreLoader;
+using rtcache::test::StoreWriter;
+
+namespace {
+using Cache = rtcache::ReadThroughCache<int, std::string, StoreLoader<>, StoreWriter<>>;
+}
+
+TEST_CASE("put writes to the store once, then the next get is a hit with the new value") {
+  FakeStore<> store;
+  Cache cache(rtcache::Options{.capacity = 8, .seed = 1}, StoreLoader<>{&store},
+              StoreWriter<>{&store});
+  cache.put(1, "one");
+  CHECK(store.writes() == 1);
+  CHECK(store.peek(1)->value == "one");
+  CHECK(cache.get(1) == std::optional<std::string>("one"));
+  CHECK(store.reads() == 0);
+  CHECK(cache.stats().hits == 1);
+  CHECK(cache.stats().writes == 1);
+
+  cache.put(1, "uno");
+  CHECK(store.writes() == 2);
+  CHECK(cache.get_versioned(1) == std::optional<rtcache::Versioned<std::string>>({"uno", 2}));
+  CHECK(store.reads() == 0);
+}
+
+TEST_CASE("a writer that throws leaves the cache unchanged and the exception propagates") {
+  FakeStore<> store;
+  store.set(1, "old");
+  Cache cache(rtcache::Options{.capacity = 8, .seed = 1}, StoreLoader<>{&store},
+              StoreWriter<>{&store});
+  CHECK(cache.get(1) == std::optional<std::string>("old"));
+
+  store.fail_writes(true);
+  CHECK_THROWS_AS(cache.put(1, "new"), StoreError);
+  CHECK_THROWS_AS(cache.put(2, "two"), StoreError);
+  CHECK(cache.get_if_present(1) == std::optional<std::string>("old"));
+  CHECK(cache.get_if_present(2) == std::nullopt);
+  CHECK(store.peek(1)->value == "old");
+  CHECK(cache.stats().write_failures == 2);
+  CHECK(cache.stats().writes == 0);
+  CHECK(cache.pending_count() == 0);
+}
+
+TEST_CASE("the cache holds what the writer says the store stored") {
+  struct TrimmingWriter {  // as a trigger or a RETURNING clause would
+    rtcache::Versioned<std::string> operator()(const int&, const std::string& value) const {
+      return {value.substr(0, 3), 41};
+    }
+  };
+  auto cache = rtcache::make_cache<int, std::string>(
+      rtcache::Options{.capacity = 8, .seed = 1},
+      [](const int&) { return std::optional<std::string>(); }, TrimmingWriter{});
+  cache.put(1, "abcdef");
+  CHECK(cache.get_versioned(1) == std::optional<rtcache::Versioned<std::string>>({"abc", 41}));
+}
+
+TEST_CASE("a plain lambda writer works, and put replaces a cached value") {
+  FakeStore<> store;
+  auto cache = rtcache::make_cache<int, std::string>(
+      rtcache::Options{.capacity = 8, .seed = 1}, StoreLoader<>{&store},
+      [&](const int& key, const std::string& value) { store.write(key, value); });
+  store.set(1, "loaded");
+  CHECK(cache.get(1) == std::optional<std::string>("loaded"));
+  cache.put(1, "written");
+  CHECK(cache.get(1) == std::optional<std::string>("written"));
+  CHECK(store.reads() == 1);
+}
+
+TEST_CASE("concurrent writes of one key leave the value of the writer call that completed last") {
+  FakeStore<> store;
+  Cache cache(rtcache::Options{.capacity = 8, .seed = 1}, StoreLoader<>{&store},
+              StoreWriter<>{&store});
+  constexpr int kThreads = 8;
+  constexpr int kWrites = 200;
+  std::latch start(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      start.arrive_and_wait();
+      for (int i = 0; i < kWrites; ++i) {
+        cache.put(1, std::to_string(t) + ":" + std::to_string(i));
+        if (i % 7 == 0) cache.invalidate(1);
+        if (i % 5 == 0) (void)cache.get(1);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  // The store's row is the last completed write; the cache agrees with it.
+  const auto row = store.peek(1);
+  REQUIRE(row);
+  CHECK(row->version == kThreads * kWrites);
+  CHECK(cache.get_versioned(1) == row);
+}
