@@ -24,8 +24,10 @@
 #include "concepts.hpp"
 #include "detail/chained_table.hpp"
 #include "detail/entry.hpp"
+#include "detail/epoch.hpp"
 #include "detail/hash.hpp"
 #include "detail/key_state.hpp"
+#include "detail/read_buffer.hpp"
 #include "detail/striped_counters.hpp"
 #include "errors.hpp"
 #include "options.hpp"
@@ -120,6 +122,7 @@ class ReadThroughCache {
     for (auto& shard : shards_) {
       shard->table.for_each([](Entry& e) { delete &e; });
       shard->table.clear();
+      for (const Retired& r : shard->retired) delete r.entry;
     }
   }
 
@@ -138,11 +141,16 @@ class ReadThroughCache {
   [[nodiscard]] std::optional<V> get_if_present(const K& key) const {
     const std::uint64_t h = hash_of(key);
     Shard& shard = shard_for(h);
-    std::lock_guard lock(shard.mutex);
-    if (Entry* e = find_locked(shard, h, key)) {
-      shard.policy.on_access(*e);
-      counters_.add(detail::Counter::kHits);
-      return e->value;
+    std::optional<V> found;
+    if (try_hit<false>(shard, h, key, found)) return found;
+    {
+      // A concurrent grow can hide an entry from the lock-free lookup.
+      std::lock_guard lock(shard.mutex);
+      if (Entry* e = find_locked(shard, h, key)) {
+        access_locked(shard, *e);
+        counters_.add(detail::Counter::kHits);
+        return e->value;
+      }
     }
     counters_.add(detail::Counter::kMisses);
     return std::nullopt;
@@ -203,17 +211,30 @@ class ReadThroughCache {
 
   /// Drops every entry from this cache; loads in progress will not be installed.
   void invalidate_all() {
+    std::vector<Entry*> dropped;
     for (auto& shard_ptr : shards_) {
       Shard& shard = *shard_ptr;
       std::lock_guard lock(shard.mutex);
+      dropped.reserve(dropped.size() + shard.table.size());  // may throw: nothing changed yet
       for (auto& [key, state] : shard.pending) supersede_load_locked(state);
+      drain_reads_locked(shard);
       shard.table.for_each([&](Entry& e) {
         shard.policy.on_remove(e);
-        delete &e;
+        e.resident.store(false, std::memory_order_relaxed);
+        dropped.push_back(&e);
       });
       shard.table.clear();
       shard.size.store(0, std::memory_order_relaxed);
     }
+    // Readers may still be copying some of them: free after a grace period,
+    // with every read buffer emptied of them first.
+    const std::uint64_t stamp = epochs().stamp();
+    wait_for_grace(stamp);
+    for (auto& shard_ptr : shards_) {
+      std::lock_guard lock(shard_ptr->mutex);
+      shard_ptr->reads.drain_all([](Entry&) {});
+    }
+    for (Entry* e : dropped) delete e;
   }
 
   /// Caches `value` as the store's current value of `key`, at `version`,
@@ -294,17 +315,43 @@ class ReadThroughCache {
   using Flight = detail::LoadFlight<V>;
   using State = detail::KeyState<V>;
 
+  /// Policies whose `on_access` only sets atomic bits in the entry (CLOCK,
+  /// SIEVE, S3-FIFO) take hits directly from lock-free readers; the others
+  /// (LRU, W-TinyLFU) receive them through the shard's read buffer.
+  static constexpr bool kConcurrentAccess = [] {
+    if constexpr (requires { Policy::kConcurrentAccess; }) {
+      return static_cast<bool>(Policy::kConcurrentAccess);
+    } else {
+      return false;
+    }
+  }();
+
+  /// An unlinked entry and the epoch it was unlinked in.
+  struct Retired {
+    Entry* entry;
+    std::uint64_t stamp;
+  };
+  static constexpr std::size_t kRetiredCapacity = 64;
+
+  static detail::EpochDomain& epochs() noexcept { return detail::EpochDomain::instance(); }
+
   /// One lock stripe: its table, its policy, its in-progress registry and its
   /// lock, on cache lines of its own.
   struct alignas(64) Shard {
-    Shard(std::size_t share, std::uint64_t seed) : capacity(share), policy(share, seed) {}
+    Shard(std::size_t share, std::uint64_t seed)
+        : capacity(share), reads(std::thread::hardware_concurrency()), policy(share, seed) {
+      retired.reserve(kRetiredCapacity);
+    }
 
     mutable std::mutex mutex;
     std::condition_variable write_done;  // a write of some key in this shard finished
     const std::size_t capacity;
     std::atomic<std::size_t> size{0};
     detail::ChainedTable<Entry> table;
+    mutable detail::ReadBuffer<Entry> reads;    // hits not yet shown to the policy
+    mutable std::atomic<bool> draining{false};  // a reader is replaying `reads`
     mutable ShardPolicy policy;
+    std::vector<Retired> retired;  // unlinked, waiting for readers to leave
     std::unordered_map<K, State, Hash, KeyEqual> pending;
   };
 
@@ -383,15 +430,74 @@ class ReadThroughCache {
     }
   }
 
+  /// The hit path: no lock, no allocation, and no write to memory that all
+  /// readers of the shard write (the epoch announcement is per thread, the
+  /// counters and read buffer are striped). Copies the value into `out` and
+  /// returns true on a hit.
+  template <bool kWithVersion>
+  bool try_hit(Shard& shard, std::uint64_t h, const K& key, Result<kWithVersion>& out) const {
+    detail::EpochGuard guard;
+    Entry* e =
+        shard.table.find(h, [&](const Entry& candidate) { return key_equal_(candidate.key, key); });
+    if (e == nullptr) return false;
+    if constexpr (kWithVersion) {
+      out.emplace(Versioned<V>{e->value, e->version});
+    } else {
+      out.emplace(e->value);
+    }
+    record_access(shard, *e);
+    counters_.add(detail::Counter::kHits);
+    return true;
+  }
+
+  /// Shows a lock-free hit to the policy, directly or through the buffer.
+  void record_access(Shard& shard, Entry& e) const noexcept {
+    if constexpr (kConcurrentAccess) {
+      shard.policy.on_access(e);
+    } else {
+      if (shard.reads.try_push(&e)) return;
+      // The buffer is full: replay it unless someone already does or the lock
+      // is taken, in which case this hit is dropped. The flag keeps readers
+      // from all writing the lock's cache line while one of them drains.
+      if (shard.draining.load(std::memory_order_relaxed) ||
+          shard.draining.exchange(true, std::memory_order_acquire)) {
+        return;
+      }
+      {
+        std::unique_lock lock(shard.mutex, std::try_to_lock);
+        if (lock.owns_lock()) access_locked(shard, e);
+      }
+      shard.draining.store(false, std::memory_order_release);
+    }
+  }
+
+  /// Under the lock: replays buffered hits, then records this one.
+  void access_locked(Shard& shard, Entry& e) const noexcept {
+    drain_reads_locked(shard);
+    if (e.resident.load(std::memory_order_relaxed)) shard.policy.on_access(e);
+  }
+
+  static void drain_reads_locked(Shard& shard) noexcept {
+    if constexpr (!kConcurrentAccess) {
+      shard.reads.drain([&](Entry& e) {
+        if (e.resident.load(std::memory_order_relaxed)) shard.policy.on_access(e);
+      });
+    }
+  }
+
   template <bool kWithVersion>
   Result<kWithVersion> lookup_or_load(const K& key) {
     const std::uint64_t h = hash_of(key);
     Shard& shard = shard_for(h);
+    {
+      Result<kWithVersion> found;
+      if (try_hit<kWithVersion>(shard, h, key, found)) return found;
+    }
     bool counted_miss = false;
     for (;;) {
       std::unique_lock lock(shard.mutex);
       if (Entry* e = find_locked(shard, h, key)) {
-        shard.policy.on_access(*e);
+        access_locked(shard, *e);
         if (!counted_miss) counters_.add(detail::Counter::kHits);
         if constexpr (kWithVersion) {
           return Versioned<V>{e->value, e->version};
@@ -607,31 +713,78 @@ class ReadThroughCache {
   /// `key`, or nullptr), then evicts while the shard is over capacity.
   void store_locked(Shard& shard, std::uint64_t h, const K& key, Entry* current,
                     Versioned<V>&& item) {
+    drain_reads_locked(shard);
     auto fresh = std::make_unique<Entry>(h, key, std::move(item));
+    fresh->resident.store(true, std::memory_order_relaxed);
     if (current != nullptr) {
       shard.table.replace(current, fresh.get());
       shard.policy.on_replace(*current, *fresh);
       fresh.release();
-      delete current;
+      retire_locked(shard, current);
       return;
     }
-    shard.table.insert(fresh.get());
+    shard.table.insert(fresh.get(), epochs().stamp());
     shard.policy.on_insert(*fresh.release());
     while (shard.table.size() > shard.capacity) {
       Entry* victim = shard.policy.evict();
       if (victim == nullptr) break;
       shard.table.unlink(victim);
-      delete victim;
+      retire_locked(shard, victim);
       counters_.add(detail::Counter::kEvictions);
     }
     shard.size.store(shard.table.size(), std::memory_order_relaxed);
   }
 
   void remove_locked(Shard& shard, Entry* e) noexcept {
+    drain_reads_locked(shard);
     shard.table.unlink(e);
     shard.policy.on_remove(*e);
-    delete e;
+    retire_locked(shard, e);
     shard.size.store(shard.table.size(), std::memory_order_relaxed);
+  }
+
+  /// Hands an unlinked entry to epoch reclamation. Lock-free readers may still
+  /// be copying it, so it is freed only after every reader that might have
+  /// seen it has left its epoch guard.
+  void retire_locked(Shard& shard, Entry* e) noexcept {
+    e->resident.store(false, std::memory_order_relaxed);
+    if (shard.retired.size() == kRetiredCapacity) reclaim_locked(shard, /*wait=*/true);
+    shard.retired.push_back(Retired{e, epochs().stamp()});  // within the reserved capacity
+    if (shard.retired.size() >= kRetiredCapacity / 2) reclaim_locked(shard, /*wait=*/false);
+  }
+
+  /// Frees the retired entries (and bucket arrays) no reader can still see.
+  /// With `wait`, first waits for every retired entry to become free-able;
+  /// reader critical sections are short and never block, so this is brief.
+  void reclaim_locked(Shard& shard, bool wait) noexcept {
+    std::uint64_t now = epochs().try_advance();
+    if (wait && !shard.retired.empty()) now = wait_for_grace(shard.retired.back().stamp);
+    const auto safe = [now](std::uint64_t stamp) {
+      return detail::EpochDomain::safe_to_free(stamp, now);
+    };
+    // No reader that could have seen these entries is still reading, so no
+    // new record of them can reach the read buffer: empty it of the old ones.
+    if constexpr (!kConcurrentAccess) {
+      shard.reads.drain_all([&](Entry& e) {
+        if (e.resident.load(std::memory_order_relaxed)) shard.policy.on_access(e);
+      });
+    }
+    std::erase_if(shard.retired, [&](const Retired& r) {
+      if (!safe(r.stamp)) return false;
+      delete r.entry;
+      return true;
+    });
+    shard.table.reclaim(safe);
+  }
+
+  /// Waits until an object retired at `stamp` may be freed; returns the epoch.
+  static std::uint64_t wait_for_grace(std::uint64_t stamp) noexcept {
+    std::uint64_t now = epochs().try_advance();
+    while (!detail::EpochDomain::safe_to_free(stamp, now)) {
+      std::this_thread::yield();
+      now = epochs().try_advance();
+    }
+    return now;
   }
 
   Options options_;

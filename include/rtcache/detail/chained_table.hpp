@@ -1,10 +1,13 @@
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <utility>
+#include <vector>
 
 namespace rtcache::detail {
 
@@ -13,27 +16,33 @@ namespace rtcache::detail {
 /// allocates entries; it only links them. The bucket comes from the low bits
 /// of the (already mixed) hash; the shard index takes the high bits.
 ///
-/// Links are atomics written with release order, so that a reader that does
-/// not hold the shard lock always sees fully constructed entries. Writers must
-/// hold the shard lock.
+/// Writers must hold the shard lock. Readers may call `find` without it,
+/// inside an epoch guard: links are atomics published with release order, so
+/// a reader sees fully constructed entries and finite chains, even while the
+/// table grows. A replaced bucket array is kept until `reclaim` says no
+/// reader can still be in it (see epoch.hpp).
 template <class Entry>
 class ChainedTable {
  public:
   ChainedTable() : ChainedTable(kMinBuckets) {}
   explicit ChainedTable(std::size_t buckets)
-      : bucket_count_(std::bit_ceil(buckets < kMinBuckets ? kMinBuckets : buckets)),
-        buckets_(std::make_unique<std::atomic<Entry*>[]>(bucket_count_)) {}
+      : current_(new Buckets(std::bit_ceil(std::max(buckets, kMinBuckets)))) {}
+
+  ~ChainedTable() { delete current_.load(std::memory_order_relaxed); }
 
   ChainedTable(const ChainedTable&) = delete;
   ChainedTable& operator=(const ChainedTable&) = delete;
 
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
-  [[nodiscard]] std::size_t bucket_count() const noexcept { return bucket_count_; }
+  [[nodiscard]] std::size_t bucket_count() const noexcept { return buckets().count; }
 
   /// The entry with this hash for which `matches(entry)` holds, or nullptr.
+  /// Without the lock, a concurrent grow may hide an entry: look again under
+  /// the lock before concluding it is absent.
   template <class Matches>
   [[nodiscard]] Entry* find(std::uint64_t hash, Matches&& matches) const {
-    for (Entry* e = bucket(hash).load(std::memory_order_acquire); e != nullptr;
+    const Buckets& b = *current_.load(std::memory_order_acquire);
+    for (Entry* e = b.head(hash).load(std::memory_order_acquire); e != nullptr;
          e = e->chain_next.load(std::memory_order_acquire)) {
       if (e->hash == hash && matches(*e)) return e;
     }
@@ -41,16 +50,18 @@ class ChainedTable {
   }
 
   /// Links `entry`, whose key must not be present. May grow the bucket array
-  /// (and throw `std::bad_alloc` doing so, leaving the table unchanged).
-  void insert(Entry* entry) {
-    if (size_ >= bucket_count_) grow();
-    std::atomic<Entry*>& head = bucket(entry->hash);
+  /// (and throw `std::bad_alloc` doing so, leaving the table unchanged); the
+  /// old array is stamped with `epoch` and kept until `reclaim`.
+  void insert(Entry* entry, std::uint64_t epoch) {
+    if (size_ >= buckets().count) grow(epoch);
+    std::atomic<Entry*>& head = buckets().head(entry->hash);
     entry->chain_next.store(head.load(std::memory_order_relaxed), std::memory_order_relaxed);
     head.store(entry, std::memory_order_release);
     ++size_;
   }
 
-  /// Unlinks `entry`, which must be present.
+  /// Unlinks `entry`, which must be present. Its own `chain_next` is left as
+  /// it is, so that a reader standing on it can walk on.
   void unlink(Entry* entry) noexcept {
     link_to(entry).store(entry->chain_next.load(std::memory_order_relaxed),
                          std::memory_order_release);
@@ -64,12 +75,12 @@ class ChainedTable {
     link_to(old).store(fresh, std::memory_order_release);
   }
 
-  /// Calls `f(entry)` for every entry; `f` may not change the table, but may
-  /// destroy the entry it is given when `clear()` follows.
+  /// Calls `f(entry)` for every entry; `f` must not change the table.
   template <class F>
   void for_each(F&& f) const {
-    for (std::size_t i = 0; i < bucket_count_; ++i) {
-      Entry* e = buckets_[i].load(std::memory_order_relaxed);
+    const Buckets& b = buckets();
+    for (std::size_t i = 0; i < b.count; ++i) {
+      Entry* e = b.heads[i].load(std::memory_order_relaxed);
       while (e != nullptr) {
         Entry* next = e->chain_next.load(std::memory_order_relaxed);
         f(*e);
@@ -80,21 +91,38 @@ class ChainedTable {
 
   /// Unlinks every entry (without touching them).
   void clear() noexcept {
-    for (std::size_t i = 0; i < bucket_count_; ++i) {
-      buckets_[i].store(nullptr, std::memory_order_release);
-    }
+    Buckets& b = buckets();
+    for (std::size_t i = 0; i < b.count; ++i) b.heads[i].store(nullptr, std::memory_order_release);
     size_ = 0;
+  }
+
+  /// Frees the old bucket arrays whose stamp satisfies `safe(stamp)`.
+  template <class Safe>
+  void reclaim(Safe&& safe) noexcept {
+    std::erase_if(retired_, [&](const Retired& r) { return safe(r.stamp); });
   }
 
  private:
   static constexpr std::size_t kMinBuckets = 8;
 
-  std::atomic<Entry*>& bucket(std::uint64_t hash) const noexcept {
-    return buckets_[static_cast<std::size_t>(hash) & (bucket_count_ - 1)];
-  }
+  struct Buckets {
+    explicit Buckets(std::size_t n) : count(n), heads(std::make_unique<std::atomic<Entry*>[]>(n)) {}
+    std::atomic<Entry*>& head(std::uint64_t hash) const noexcept {
+      return heads[static_cast<std::size_t>(hash) & (count - 1)];
+    }
+    const std::size_t count;
+    const std::unique_ptr<std::atomic<Entry*>[]> heads;
+  };
+
+  struct Retired {
+    std::uint64_t stamp;
+    std::unique_ptr<Buckets> buckets;
+  };
+
+  Buckets& buckets() const noexcept { return *current_.load(std::memory_order_relaxed); }
 
   std::atomic<Entry*>& link_to(Entry* entry) const noexcept {
-    std::atomic<Entry*>* link = &bucket(entry->hash);
+    std::atomic<Entry*>* link = &buckets().head(entry->hash);
     for (Entry* e = link->load(std::memory_order_relaxed); e != entry;
          e = link->load(std::memory_order_relaxed)) {
       link = &e->chain_next;
@@ -102,26 +130,31 @@ class ChainedTable {
     return *link;
   }
 
-  void grow() {
-    const std::size_t new_count = bucket_count_ * 2;
-    auto fresh = std::make_unique<std::atomic<Entry*>[]>(new_count);
-    for (std::size_t i = 0; i < bucket_count_; ++i) {
-      Entry* e = buckets_[i].load(std::memory_order_relaxed);
+  void grow(std::uint64_t epoch) {
+    Buckets& old = buckets();
+    auto fresh = std::make_unique<Buckets>(old.count * 2);
+    retired_.reserve(retired_.size() + 1);  // the last step that may throw
+    // Readers may be walking the old array while entries move. Each entry is
+    // pushed onto the front of its new chain, so a reader that follows an
+    // entry into a new chain still walks a finite list; at worst it misses
+    // the key, and the caller then looks again under the lock.
+    for (std::size_t i = 0; i < old.count; ++i) {
+      Entry* e = old.heads[i].load(std::memory_order_relaxed);
       while (e != nullptr) {
         Entry* next = e->chain_next.load(std::memory_order_relaxed);
-        std::atomic<Entry*>& head = fresh[static_cast<std::size_t>(e->hash) & (new_count - 1)];
-        e->chain_next.store(head.load(std::memory_order_relaxed), std::memory_order_relaxed);
-        head.store(e, std::memory_order_relaxed);
+        std::atomic<Entry*>& head = fresh->head(e->hash);
+        e->chain_next.store(head.load(std::memory_order_relaxed), std::memory_order_release);
+        head.store(e, std::memory_order_release);
         e = next;
       }
     }
-    buckets_ = std::move(fresh);
-    bucket_count_ = new_count;
+    retired_.push_back(Retired{epoch, std::unique_ptr<Buckets>(&old)});
+    current_.store(fresh.release(), std::memory_order_release);
   }
 
-  std::size_t bucket_count_;
-  std::unique_ptr<std::atomic<Entry*>[]> buckets_;
+  std::atomic<Buckets*> current_;
   std::size_t size_ = 0;
+  std::vector<Retired> retired_;
 };
 
 }  // namespace rtcache::detail

@@ -24,6 +24,9 @@ struct Entry : Hook {
   Entry& operator=(const Entry&) = delete;
 
   std::atomic<Entry*> chain_next{nullptr};
+  /// True while the entry is in its shard's table (written under the shard
+  /// lock; read by readers that found it without the lock).
+  std::atomic<bool> resident{false};
   const std::uint64_t hash;
   const std::uint64_t version;
   const K key;

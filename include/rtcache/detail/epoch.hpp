@@ -1,0 +1,133 @@
+#pragma once
+
+/// \file
+/// Epoch-based reclamation (Fraser, "Practical lock-freedom", 2004; the scheme
+/// of crossbeam-epoch and folly's hazptr-free readers).
+///
+/// Readers bracket their lock-free traversals with an `EpochGuard`: entering
+/// announces the global epoch in the thread's own record (its own cache line;
+/// no line is written by all readers). A writer that unlinks an object stamps
+/// it with the current global epoch and frees it only once the global epoch
+/// has moved two steps past the stamp. The epoch moves from E to E+1 only when
+/// every reader inside a guard has announced E, so a reader that could still
+/// see the object keeps it alive.
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+
+namespace rtcache::detail {
+
+class EpochDomain {
+ public:
+  static constexpr std::uint64_t kInactive = 0;  // epochs start at 2, always even
+
+  /// One per thread that ever read: records are reused after their thread
+  /// exits and live as long as the process.
+  struct alignas(64) ThreadRecord {
+    std::atomic<std::uint64_t> announced{kInactive};
+    std::atomic<bool> in_use{false};
+    ThreadRecord* next = nullptr;
+    std::uint32_t nesting = 0;  // guards of this thread now open (owner only)
+  };
+
+  /// The process-wide domain shared by every cache.
+  static EpochDomain& instance() noexcept {
+    static EpochDomain domain;
+    return domain;
+  }
+
+  /// The epoch to stamp an object with, right after unlinking it. A
+  /// read-modify-write reads the latest epoch, and makes the unlink visible
+  /// to whoever advances the epoch past it.
+  [[nodiscard]] std::uint64_t stamp() noexcept {
+    return epoch_.fetch_add(0, std::memory_order_acq_rel);
+  }
+
+  /// The calling thread's record.
+  ThreadRecord& local_record() {
+    thread_local Holder holder;
+    if (holder.record == nullptr) holder.record = acquire_record();
+    return *holder.record;
+  }
+
+  void enter(ThreadRecord& record) noexcept {
+    if (record.nesting++ != 0) return;
+    // The exchange orders the announcement before the traversal's loads (and
+    // pairs with the fence in try_advance).
+    record.announced.exchange(epoch_.load(std::memory_order_relaxed), std::memory_order_seq_cst);
+  }
+
+  void leave(ThreadRecord& record) noexcept {
+    if (--record.nesting != 0) return;
+    record.announced.store(kInactive, std::memory_order_release);
+  }
+
+  /// Moves the epoch forward if every reader inside a guard has seen the
+  /// current one. Returns the epoch after the attempt.
+  std::uint64_t try_advance() noexcept {
+    std::uint64_t epoch = epoch_.load(std::memory_order_acquire);
+    // Sequentially consistent loads pair with the readers' exchange: a reader
+    // whose announcement this scan misses announced after it, and holds back
+    // the next advance instead.
+    for (ThreadRecord* r = head_.load(std::memory_order_acquire); r != nullptr; r = r->next) {
+      const std::uint64_t announced = r->announced.load(std::memory_order_seq_cst);
+      if (announced != kInactive && announced != epoch) return epoch;
+    }
+    if (epoch_.compare_exchange_strong(epoch, epoch + 2, std::memory_order_acq_rel)) {
+      return epoch + 2;
+    }
+    return epoch;  // another thread advanced it
+  }
+
+  /// True once no reader can still hold an object retired at `stamp`.
+  [[nodiscard]] static bool safe_to_free(std::uint64_t stamp, std::uint64_t now) noexcept {
+    return now >= stamp + 4;  // two advances (epochs step by 2)
+  }
+
+ private:
+  struct Holder {
+    ThreadRecord* record = nullptr;
+    ~Holder() {
+      if (record != nullptr) record->in_use.store(false, std::memory_order_release);
+    }
+  };
+
+  ThreadRecord* acquire_record() {
+    for (ThreadRecord* r = head_.load(std::memory_order_acquire); r != nullptr; r = r->next) {
+      bool expected = false;
+      if (!r->in_use.load(std::memory_order_relaxed) &&
+          r->in_use.compare_exchange_strong(expected, true, std::memory_order_acquire)) {
+        return r;
+      }
+    }
+    auto* fresh = new ThreadRecord;  // lives as long as the process
+    fresh->in_use.store(true, std::memory_order_relaxed);
+    ThreadRecord* head = head_.load(std::memory_order_relaxed);
+    do {
+      fresh->next = head;
+    } while (!head_.compare_exchange_weak(head, fresh, std::memory_order_release,
+                                          std::memory_order_relaxed));
+    return fresh;
+  }
+
+  alignas(64) std::atomic<std::uint64_t> epoch_{2};
+  alignas(64) std::atomic<ThreadRecord*> head_{nullptr};
+};
+
+/// Holds the calling thread inside the current epoch for its lifetime.
+class EpochGuard {
+ public:
+  EpochGuard() : domain_(EpochDomain::instance()), record_(domain_.local_record()) {
+    domain_.enter(record_);
+  }
+  ~EpochGuard() { domain_.leave(record_); }
+  EpochGuard(const EpochGuard&) = delete;
+  EpochGuard& operator=(const EpochGuard&) = delete;
+
+ private:
+  EpochDomain& domain_;
+  EpochDomain::ThreadRecord& record_;
+};
+
+}  // namespace rtcache::detail

@@ -1,0 +1,86 @@
+// Lock-free hits read values that writers replace and evict at the same time:
+// a reader must never see a torn or freed value, whatever V is. Values here
+// are strings long enough to live on the heap, and each one says which key
+// and version it belongs to, so a reader can check every value it gets.
+
+#include <atomic>
+#include <cstdint>
+#include <random>
+#include <rtcache/rtcache.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/catch.hpp"
+
+namespace {
+
+std::string value_for(std::uint64_t key, std::uint64_t version) {
+  std::string v = std::to_string(key) + ":" + std::to_string(version) + ":";
+  v.append(64, static_cast<char>('a' + (key + version) % 26));
+  return v;
+}
+
+bool well_formed(std::uint64_t key, const std::string& v) {
+  const auto first = v.find(':');
+  const auto second = v.find(':', first + 1);
+  if (first == std::string::npos || second == std::string::npos) return false;
+  if (std::stoull(v.substr(0, first)) != key) return false;
+  const std::uint64_t version = std::stoull(v.substr(first + 1, second - first - 1));
+  return v == value_for(key, version);
+}
+
+template <class Policy>
+void hammer() {
+  constexpr std::uint64_t kKeys = 256;
+  constexpr int kReaders = 3;
+  constexpr int kOperations = 20000;
+  std::atomic<std::uint64_t> next_version{1};
+  auto cache = rtcache::make_cache<std::uint64_t, std::string, Policy>(
+      rtcache::Options{.capacity = 64, .shards = 2, .seed = 3},
+      [](const std::uint64_t& key) { return value_for(key, 0); },
+      [](const std::uint64_t&, const std::string&) {});
+  std::atomic<int> bad{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int r = 0; r < kReaders; ++r) {
+    threads.emplace_back([&, r] {
+      std::mt19937_64 random(static_cast<std::uint64_t>(r));
+      for (int i = 0; i < kOperations; ++i) {
+        const std::uint64_t key = random() % kKeys;
+        const auto v = (i % 2 == 0) ? cache.get(key) : cache.get_if_present(key);
+        if (v && !well_formed(key, *v)) bad.fetch_add(1);
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    std::mt19937_64 random(99);
+    while (!stop.load()) {
+      const std::uint64_t key = random() % kKeys;
+      switch (random() % 8) {
+        case 0:
+          cache.invalidate(key);
+          break;
+        case 1:
+          if (random() % 64 == 0) cache.invalidate_all();
+          break;
+        default:
+          cache.put(key, value_for(key, next_version.fetch_add(1)));
+          break;
+      }
+    }
+  });
+  for (int r = 0; r < kReaders; ++r) threads[static_cast<std::size_t>(r)].join();
+  stop = true;
+  threads.back().join();
+  CHECK(bad.load() == 0);
+  CHECK(cache.size() <= 64);
+  CHECK(cache.check_shards(
+      [](const auto& policy, std::size_t resident) { return policy.check_invariants(resident); }));
+}
+
+}  // namespace
+
+TEST_CASE("lock-free hits never see a torn or freed value (LRU, buffered accesses)") {
+  hammer<rtcache::policy::Lru>();
+}
