@@ -1,6 +1,7 @@
 // Contract point 10: bad options are refused at construction with a clear
 // message.
 
+#include <chrono>
 #include <rtcache/rtcache.hpp>
 #include <stdexcept>
 #include <string>
@@ -48,4 +49,22 @@ TEST_CASE("valid options are accepted and the default shard count is a power of 
   auto small = rtcache::make_cache<int, int>(rtcache::Options{.capacity = 40},
                                              [](const int& k) { return k; });
   CHECK(small.shard_count() == 1);  // at least 32 entries per default shard
+}
+
+TEST_CASE("negative durations and inconsistent freshness settings are refused") {
+  using namespace std::chrono_literals;
+  CHECK(refusal({.capacity = 8, .expire_after_write = -1s}) ==
+        "rtcache::Options: expire_after_write must not be negative (got -1000000000ns)");
+  CHECK(refusal({.capacity = 8, .negative_ttl = -1ns}) ==
+        "rtcache::Options: negative_ttl must not be negative (got -1ns)");
+  CHECK(refusal({.capacity = 8, .stale_if_error = -5ns}) ==
+        "rtcache::Options: stale_if_error must not be negative (got -5ns)");
+  CHECK(refusal({.capacity = 8, .expire_after_write = 10s, .refresh_after = 10s}) ==
+        "rtcache::Options: refresh_after (10000000000ns) must be less than expire_after_write "
+        "(10000000000ns)");
+  CHECK(refusal({.capacity = 8, .refresh_after = 1s, .refresh_jitter = 1.0}) ==
+        "rtcache::Options: refresh_jitter must be in [0, 1) (got 1.000000)");
+  CHECK(refusal({.capacity = 8, .refresh_after = 1s, .refresh_threads = 0}) ==
+        "rtcache::Options: refresh_threads must be at least 1 when refresh_after is set");
+  CHECK(refusal({.capacity = 8, .expire_after_write = 10s, .refresh_after = 5s}) == "accepted");
 }

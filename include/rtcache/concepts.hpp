@@ -9,7 +9,9 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <ranges>
 #include <type_traits>
+#include <vector>
 
 #include "detail/entry.hpp"
 #include "versioned.hpp"
@@ -23,10 +25,12 @@ namespace rtcache {
 /// What a loader may return for values of type `V`:
 /// - `std::optional<V>`: the value, or `std::nullopt` when the store has no such key;
 /// - `std::optional<Versioned<V>>`: the same, with the store's version;
-/// - `V` or `Versioned<V>`: for stores in which every key exists.
+/// - `V` or `Versioned<V>`: for stores in which every key exists;
+/// - `Loaded<V>` or `std::optional<Loaded<V>>`: with a time to live of its own.
 template <class R, class V>
 concept LoadResultFor = std::same_as<R, std::optional<V>> || std::same_as<R, V> ||
-    std::same_as<R, Versioned<V>> || std::same_as<R, std::optional<Versioned<V>>>;
+    std::same_as<R, Versioned<V>> || std::same_as<R, std::optional<Versioned<V>>> ||
+    std::same_as<R, Loaded<V>> || std::same_as<R, std::optional<Loaded<V>>>;
 
 /// A loader reads one key from the store: `loader(key)` returns a
 /// `LoadResultFor<V>`. It may be called from several threads at once (for
@@ -35,6 +39,22 @@ concept LoadResultFor = std::same_as<R, std::optional<V>> || std::same_as<R, V> 
 template <class L, class K, class V>
 concept LoaderFor = std::invocable<L&, const K&> &&
     LoadResultFor<std::remove_cvref_t<std::invoke_result_t<L&, const K&>>, V>;
+
+/// A loader that can also load many keys in one call (one SQL `IN (...)`
+/// query): `loader.load_all(keys)` takes a `std::vector<K>` and returns a
+/// range of `(key, value)` pairs (e.g. a `std::unordered_map<K, V>`), the
+/// value being `V`, `Versioned<V>` or `Loaded<V>`. Keys it leaves out are "not
+/// found". `get_all` uses it when present.
+template <class L, class K, class V>
+concept BatchLoaderFor = requires(L& loader, const std::vector<K>& keys) {
+  { loader.load_all(keys) } -> std::ranges::input_range;
+}
+&&LoadResultFor<
+    std::remove_cvref_t<
+        decltype(std::declval<std::ranges::range_value_t<decltype(std::declval<L&>().load_all(
+                     std::declval<const std::vector<K>&>()))>>()
+                     .second)>,
+    V>;
 
 // ---------------------------------------------------------------------------
 // Writer

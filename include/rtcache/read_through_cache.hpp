@@ -4,6 +4,8 @@
 /// ReadThroughCache: a bounded, thread-safe cache that is the application's
 /// one door to its data store.
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <concepts>
 #include <condition_variable>
@@ -11,16 +13,20 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <new>
 #include <optional>
+#include <semaphore>
 #include <thread>
 #include <type_traits>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
+#include "clock.hpp"
 #include "concepts.hpp"
 #include "detail/chained_table.hpp"
 #include "detail/entry.hpp"
@@ -29,7 +35,9 @@
 #include "detail/key_state.hpp"
 #include "detail/read_buffer.hpp"
 #include "detail/striped_counters.hpp"
+#include "detail/thread_pool.hpp"
 #include "errors.hpp"
+#include "hooks.hpp"
 #include "options.hpp"
 #include "policy/lru.hpp"
 #include "stats.hpp"
@@ -39,6 +47,15 @@ namespace rtcache {
 
 /// The eviction policy used when none is named.
 using DefaultPolicy = policy::Lru;
+
+namespace detail {
+/// How many loader calls the current thread is inside (a loader may use the
+/// cache, and its own nested loads must not wait for a load permit).
+inline int& loader_depth() noexcept {
+  thread_local int depth = 0;
+  return depth;
+}
+}  // namespace detail
 
 /// A read-through, write-through cache in front of a data store.
 ///
@@ -50,11 +67,14 @@ using DefaultPolicy = policy::Lru;
 /// - Entries carry the store's version: a load never replaces a newer entry,
 ///   and a load that began before a write, erase or invalidation of its key
 ///   finished is never installed over it.
+/// - Optional freshness (see `Options`): TTLs, negative caching,
+///   refresh-ahead, stale-if-error, a bound on concurrent loads; and (see
+///   `CacheHooks`) weights and a removal listener.
 ///
 /// Thread safety: every member may be called from any number of threads at
 /// once. The loader and writer are called concurrently for different keys, so
 /// they must be thread-safe themselves; they run with no cache lock held and
-/// may use the cache for other keys.
+/// may use the cache for other keys. Hits take no lock at all.
 ///
 /// Exceptions: an exception from the loader or writer propagates to the
 /// caller (and to every caller waiting for that load) and leaves the cache as
@@ -62,17 +82,18 @@ using DefaultPolicy = policy::Lru;
 /// must not throw.
 ///
 /// Complexity: hits, puts and erases are O(1) on average plus the loader or
-/// writer call; `invalidate_all` is O(size).
+/// writer call; `invalidate_all` and `invalidate_if` are O(size).
 ///
-/// The cache holds at most `Options::capacity` entries: each of its
-/// power-of-two shards (lock stripes) holds an exact share of it.
+/// The cache holds at most `Options::capacity` entries (or that much weight,
+/// with a weigher): each of its power-of-two shards (lock stripes) holds an
+/// exact share of it.
 template <class K, class V, class Loader, class Writer = NoWriter, class Policy = DefaultPolicy,
           class Hash = std::hash<K>, class KeyEqual = std::equal_to<K>>
 class ReadThroughCache {
   static_assert(LoaderFor<Loader, K, V>,
                 "rtcache: the Loader must be callable as loader(const K&) and return "
                 "std::optional<V> (std::nullopt: not found), std::optional<Versioned<V>>, "
-                "V or Versioned<V>");
+                "V, Versioned<V>, Loaded<V> or std::optional<Loaded<V>>");
   static_assert(std::same_as<Writer, NoWriter> || WriterFor<Writer, K, V>,
                 "rtcache: the Writer must be callable as writer(const K&, const V&), or have a "
                 "member write(const K&, const V&), returning void, V or Versioned<V>");
@@ -88,14 +109,17 @@ class ReadThroughCache {
   using loader_type = Loader;
   using writer_type = Writer;
   using policy_type = Policy;
+  using hooks_type = CacheHooks<K, V>;
 
   /// Builds an empty cache. Throws `std::invalid_argument` for invalid options.
   explicit ReadThroughCache(Options options, Loader loader = Loader{}, Writer writer = Writer{},
-                            Hash hash = Hash{}, KeyEqual key_equal = KeyEqual{})
-      : options_(options),
-        seed_(options.seed ? *options.seed : detail::random_seed()),
-        shard_bits_(0),
+                            hooks_type hooks = {}, Hash hash = Hash{},
+                            KeyEqual key_equal = KeyEqual{})
+      : options_(std::move(options)),
+        seed_(options_.seed ? *options_.seed : detail::random_seed()),
+        clock_(options_.clock ? options_.clock : std::make_shared<SteadyClock>()),
         counters_(std::thread::hardware_concurrency()),
+        hooks_(std::move(hooks)),
         loader_(std::move(loader)),
         writer_(std::move(writer)),
         hash_(std::move(hash)),
@@ -104,10 +128,16 @@ class ReadThroughCache {
         detail::validate_and_pick_shards(options_, std::thread::hardware_concurrency());
     options_.shards = shard_count;
     while ((std::size_t{1} << shard_bits_) < shard_count) ++shard_bits_;
+    has_time_ = options_.expire_after_write.count() > 0 || options_.negative_ttl.count() > 0 ||
+                options_.refresh_after.count() > 0 || options_.stale_if_error.count() > 0;
+    if (options_.max_concurrent_loads > 0) {
+      load_slots_ = std::make_unique<std::counting_semaphore<>>(
+          static_cast<std::ptrdiff_t>(options_.max_concurrent_loads));
+    }
     shards_.reserve(shard_count);
     for (std::size_t i = 0; i < shard_count; ++i) {
-      // Shard i holds capacity / shards entries, the first (capacity % shards)
-      // one more: the shares add up to the capacity exactly.
+      // Shard i holds capacity / shards, the first (capacity % shards) one
+      // more: the shares add up to the capacity exactly.
       const std::size_t share =
           options_.capacity / shard_count + (i < options_.capacity % shard_count ? 1 : 0);
       shards_.push_back(std::make_unique<Shard>(share, detail::mix64(seed_ + i)));
@@ -117,14 +147,22 @@ class ReadThroughCache {
   ReadThroughCache(const ReadThroughCache&) = delete;
   ReadThroughCache& operator=(const ReadThroughCache&) = delete;
 
-  /// Destroys the entries. No call may be in progress.
+  /// Waits for background refreshes to finish, then destroys the entries. No
+  /// other call may be in progress.
   ~ReadThroughCache() {
+    {
+      std::unique_lock lock(tasks_mutex_);
+      tasks_done_.wait(lock, [&] { return outstanding_tasks_ == 0; });
+    }
+    pool_.reset();
     for (auto& shard : shards_) {
       shard->table.for_each([](Entry& e) { delete &e; });
       shard->table.clear();
       for (const Retired& r : shard->retired) delete r.entry;
     }
   }
+
+  // -- Reading ---------------------------------------------------------------
 
   /// The value of `key`: from the cache, or else from the loader (coalesced
   /// with any load of `key` in progress). `std::nullopt` when the store has no
@@ -142,19 +180,120 @@ class ReadThroughCache {
     const std::uint64_t h = hash_of(key);
     Shard& shard = shard_for(h);
     std::optional<V> found;
-    if (try_hit<false>(shard, h, key, found)) return found;
+    if (try_hit<false>(shard, h, key, found, /*may_refresh=*/false) != Hit::kMiss) return found;
     {
       // A concurrent grow can hide an entry from the lock-free lookup.
       std::lock_guard lock(shard.mutex);
-      if (Entry* e = find_locked(shard, h, key)) {
+      Entry* e = find_locked(shard, h, key);
+      if (e != nullptr && !expired(*e, now_ns())) {
         access_locked(shard, *e);
         counters_.add(detail::Counter::kHits);
+        if (e->negative) return std::nullopt;
         return e->value;
       }
     }
     counters_.add(detail::Counter::kMisses);
     return std::nullopt;
   }
+
+  /// The values of `keys` that the store has, by key. Cached keys are served
+  /// from the cache; keys being loaded by another thread are waited for, not
+  /// loaded twice; the rest are loaded together through `loader.load_all`
+  /// when the loader has it (`BatchLoaderFor`), else one by one. Throws the
+  /// first loader exception, after every load it started has been released.
+  template <std::ranges::input_range Keys>
+  [[nodiscard]] std::unordered_map<K, V, Hash, KeyEqual> get_all(const Keys& keys) {
+    std::unordered_map<K, V, Hash, KeyEqual> found(0, hash_, key_equal_);
+    std::unordered_set<K, Hash, KeyEqual> seen(0, hash_, key_equal_);
+    std::vector<Claim> owned;
+    std::vector<Claim> joined;
+    for (const K& key : keys) {
+      if (!seen.insert(key).second) continue;
+      const std::uint64_t h = hash_of(key);
+      Shard& shard = shard_for(h);
+      std::optional<V> hit;
+      if (serve_hit(shard, h, key, hit)) {
+        if (hit) found.emplace(key, std::move(*hit));
+        continue;
+      }
+      Claim claim = claim_locked_section(shard, h, key);
+      if (claim.kind == Claim::kHit) {
+        if (claim.hit) found.emplace(key, std::move(claim.hit->value));
+      } else if (claim.kind == Claim::kJoin) {
+        joined.push_back(std::move(claim));
+      } else {
+        owned.push_back(std::move(claim));
+      }
+    }
+    load_owned(owned, found);
+    for (Claim& claim : joined) {
+      claim.flight->wait();
+      if (claim.joined_superseded) {
+        if (auto value = get(claim.key)) found.emplace(claim.key, std::move(*value));
+        continue;
+      }
+      const auto& outcome = claim.flight->outcome();
+      if (outcome) found.emplace(claim.key, outcome->value);
+    }
+    return found;
+  }
+
+  /// Loads `keys` that are not cached, at most `warm.max_concurrency` at a
+  /// time and `warm.max_loads_per_second` per second of the cache's clock, so
+  /// that a cold start does not flatten the store. Blocks until done; a
+  /// failed load is counted, not thrown.
+  template <std::ranges::input_range Keys>
+  WarmReport warm(const Keys& keys, WarmOptions warm = {}) {
+    detail::validate_warm(warm);
+    const std::vector<K> list(std::ranges::begin(keys), std::ranges::end(keys));
+    std::atomic<std::size_t> next{0};
+    std::atomic<std::size_t> loaded{0};
+    std::atomic<std::size_t> cached{0};
+    std::atomic<std::size_t> failed{0};
+    std::mutex pace_mutex;
+    std::int64_t next_start = std::numeric_limits<std::int64_t>::min();
+    const std::int64_t interval =
+        warm.max_loads_per_second ? static_cast<std::int64_t>(1e9 / *warm.max_loads_per_second) : 0;
+    auto work = [&] {
+      for (std::size_t i = next.fetch_add(1); i < list.size(); i = next.fetch_add(1)) {
+        const K& key = list[i];
+        const std::uint64_t h = hash_of(key);
+        std::optional<V> ignored;
+        if (try_hit<false>(shard_for(h), h, key, ignored) != Hit::kMiss) {
+          cached.fetch_add(1);
+          continue;
+        }
+        if (interval > 0) {
+          std::int64_t wait = 0;
+          {
+            std::lock_guard lock(pace_mutex);
+            const std::int64_t now = clock_->now().count();
+            const std::int64_t start = std::max(now, next_start);
+            next_start = start + interval;
+            wait = start - now;
+          }
+          if (wait > 0) clock_->sleep_for(std::chrono::nanoseconds(wait));
+        }
+        try {
+          (void)get(key);
+          loaded.fetch_add(1);
+        } catch (...) {
+          failed.fetch_add(1);
+        }
+      }
+    };
+    const std::size_t helpers = std::min(warm.max_concurrency, list.size()) > 0
+                                    ? std::min(warm.max_concurrency, list.size()) - 1
+                                    : 0;
+    std::vector<std::jthread> threads;
+    threads.reserve(helpers);
+    for (std::size_t t = 0; t < helpers; ++t) threads.emplace_back(work);
+    work();
+    threads.clear();  // joins
+    return WarmReport{loaded.load(), cached.load(), failed.load()};
+  }
+
+  // -- Writing ---------------------------------------------------------------
 
   /// Writes `value` to the store through the writer, then caches what the
   /// store holds. Writes of one key run one at a time, so the cache ends with
@@ -167,8 +306,10 @@ class ReadThroughCache {
     Shard& shard = shard_for(h);
     WriteGate gate(shard, key);
     Versioned<V> stored = call_writer(key, std::move(value));
+    const std::uint32_t weight = weigh(key, stored.value);
+    Removals removals(*this);
     std::lock_guard lock(shard.mutex);
-    install_write_locked(shard, gate.state(), h, key, std::move(stored));
+    install_write_locked(shard, gate.state(), h, key, std::move(stored), weight, removals);
   }
 
   /// Writes `value` only if the store holds `key` at version `expected`
@@ -197,21 +338,79 @@ class ReadThroughCache {
     if constexpr (DeletingWriterFor<Writer, K>) erase_impl(key);
   }
 
+  /// Caches `value` as the store's current value of `key`, at `version`,
+  /// without calling the writer: for values learned elsewhere (a cache-aside
+  /// fill, a message from another instance). Refused, like a load, when the
+  /// cache holds a newer version. Does not affect loads in progress.
+  void fill(const K& key, V value, std::uint64_t version = kUnknownVersion) {
+    const std::uint64_t h = hash_of(key);
+    Shard& shard = shard_for(h);
+    const std::uint32_t weight = weigh(key, value);
+    Removals removals(*this);
+    std::lock_guard lock(shard.mutex);
+    Entry* current = find_locked(shard, h, key);
+    if (current != nullptr && !expired(*current, now_ns()) && is_older(version, current->version)) {
+      return;
+    }
+    store_locked(shard, h, key, current, Versioned<V>{std::move(value), version}, {}, weight,
+                 removals);
+  }
+
+  // -- Invalidating ----------------------------------------------------------
+
   /// Drops `key` from this cache only (the store is not touched). A load of
   /// `key` in progress will not be installed.
   void invalidate(const K& key) {
     const std::uint64_t h = hash_of(key);
     Shard& shard = shard_for(h);
+    Removals removals(*this);
     std::lock_guard lock(shard.mutex);
     if (auto it = shard.pending.find(key); it != shard.pending.end()) {
       supersede_load_locked(it->second);
     }
-    if (Entry* e = find_locked(shard, h, key)) remove_locked(shard, e);
+    if (Entry* e = find_locked(shard, h, key)) {
+      remove_locked(shard, e, RemovalCause::kInvalidated, removals);
+    }
+  }
+
+  /// Drops the cached entries for which `predicate(key, value)` holds. The
+  /// predicate runs with no lock held, but inside a read-side critical
+  /// section: it must not call this cache.
+  template <class Predicate>
+  void invalidate_if(Predicate&& predicate) {
+    for (auto& shard_ptr : shards_) {
+      Shard& shard = *shard_ptr;
+      struct Match {
+        K key;
+        std::uint64_t hash;
+        const Entry* entry;  // compared, never dereferenced, after the guard
+      };
+      std::vector<Match> matches;
+      {
+        detail::EpochGuard guard;
+        shard.table.for_each([&](Entry& e) {
+          if (!e.negative && predicate(std::as_const(e.key), std::as_const(e.value))) {
+            matches.push_back(Match{e.key, e.hash, &e});
+          }
+        });
+      }
+      if (matches.empty()) continue;
+      Removals removals(*this);
+      std::lock_guard lock(shard.mutex);
+      for (const Match& m : matches) {
+        if (auto it = shard.pending.find(m.key); it != shard.pending.end()) {
+          supersede_load_locked(it->second);
+        }
+        Entry* e = find_locked(shard, m.hash, m.key);
+        if (e == m.entry) remove_locked(shard, e, RemovalCause::kInvalidated, removals);
+      }
+    }
   }
 
   /// Drops every entry from this cache; loads in progress will not be installed.
   void invalidate_all() {
     std::vector<Entry*> dropped;
+    Removals removals(*this);
     for (auto& shard_ptr : shards_) {
       Shard& shard = *shard_ptr;
       std::lock_guard lock(shard.mutex);
@@ -221,15 +420,16 @@ class ReadThroughCache {
       shard.table.for_each([&](Entry& e) {
         shard.policy.on_remove(e);
         e.resident.store(false, std::memory_order_relaxed);
+        removals.note(e, RemovalCause::kInvalidated);
         dropped.push_back(&e);
       });
       shard.table.clear();
-      shard.size.store(0, std::memory_order_relaxed);
+      shard.weight = 0;
+      publish_size_locked(shard);
     }
     // Readers may still be copying some of them: free after a grace period,
     // with every read buffer emptied of them first.
-    const std::uint64_t stamp = epochs().stamp();
-    wait_for_grace(stamp);
+    wait_for_grace(epochs().stamp());
     for (auto& shard_ptr : shards_) {
       std::lock_guard lock(shard_ptr->mutex);
       shard_ptr->reads.drain_all([](Entry&) {});
@@ -237,23 +437,22 @@ class ReadThroughCache {
     for (Entry* e : dropped) delete e;
   }
 
-  /// Caches `value` as the store's current value of `key`, at `version`,
-  /// without calling the writer: for values learned elsewhere (a cache-aside
-  /// fill, a message from another instance). Refused, like a load, when the
-  /// cache holds a newer version. Does not affect loads in progress.
-  void fill(const K& key, V value, std::uint64_t version = kUnknownVersion) {
-    const std::uint64_t h = hash_of(key);
-    Shard& shard = shard_for(h);
-    std::lock_guard lock(shard.mutex);
-    Entry* current = find_locked(shard, h, key);
-    if (current != nullptr && is_older(version, current->version)) return;
-    store_locked(shard, h, key, current, Versioned<V>{std::move(value), version});
-  }
+  // -- Observing -------------------------------------------------------------
 
-  /// The number of cached entries (a snapshot, summed over the shards).
+  /// The number of cached entries, negative ones included (a snapshot).
   [[nodiscard]] std::size_t size() const noexcept {
     std::size_t total = 0;
     for (const auto& shard : shards_) total += shard->size.load(std::memory_order_relaxed);
+    return total;
+  }
+
+  /// The total weight of the cached entries (equal to `size()` without a
+  /// weigher).
+  [[nodiscard]] std::size_t weight() const noexcept {
+    std::size_t total = 0;
+    for (const auto& shard : shards_) {
+      total += shard->weight_published.load(std::memory_order_relaxed);
+    }
     return total;
   }
 
@@ -276,6 +475,11 @@ class ReadThroughCache {
     s.writes = counters_.sum(Counter::kWrites);
     s.write_failures = counters_.sum(Counter::kWriteFailures);
     s.version_conflicts = counters_.sum(Counter::kVersionConflicts);
+    s.refreshes = counters_.sum(Counter::kRefreshes);
+    s.refresh_failures = counters_.sum(Counter::kRefreshFailures);
+    s.stale_served = counters_.sum(Counter::kStaleServed);
+    s.expirations = counters_.sum(Counter::kExpirations);
+    s.rejected_oversized = counters_.sum(Counter::kRejectedOversized);
     return s;
   }
 
@@ -286,13 +490,16 @@ class ReadThroughCache {
 
   /// For tests: calls `check(policy, resident_count)` on each shard's policy
   /// under its lock and returns true when every call does, and every shard's
-  /// table agrees with its size and capacity.
+  /// table agrees with its size, weight and capacity.
   template <class Check>
   [[nodiscard]] bool check_shards(Check&& check) const {
     for (const auto& shard : shards_) {
       std::lock_guard lock(shard->mutex);
+      drain_reads_locked(*shard);
       const std::size_t resident = shard->table.size();
-      if (resident > shard->capacity) return false;
+      std::size_t weight = 0;
+      shard->table.for_each([&](const Entry& e) { weight += e.weight; });
+      if (weight != shard->weight || weight > shard->capacity) return false;
       if (resident != shard->size.load(std::memory_order_relaxed)) return false;
       if (!check(shard->policy, resident)) return false;
     }
@@ -345,14 +552,50 @@ class ReadThroughCache {
 
     mutable std::mutex mutex;
     std::condition_variable write_done;  // a write of some key in this shard finished
-    const std::size_t capacity;
+    const std::size_t capacity;          // in entries, or in weight with a weigher
+    std::size_t weight = 0;              // under the lock
     std::atomic<std::size_t> size{0};
+    std::atomic<std::size_t> weight_published{0};
     detail::ChainedTable<Entry> table;
     mutable detail::ReadBuffer<Entry> reads;    // hits not yet shown to the policy
     mutable std::atomic<bool> draining{false};  // a reader is replaying `reads`
     mutable ShardPolicy policy;
-    std::vector<Retired> retired;  // unlinked, waiting for readers to leave
     std::unordered_map<K, State, Hash, KeyEqual> pending;
+    std::vector<Retired> retired;  // unlinked, waiting for readers to leave
+  };
+
+  /// Removals to tell the listener about once the lock is released: declare
+  /// it before the lock guard, so that it is destroyed after it.
+  class Removals {
+   public:
+    explicit Removals(const ReadThroughCache& cache) : cache_(cache) {}
+    Removals(const Removals&) = delete;
+    Removals& operator=(const Removals&) = delete;
+    ~Removals() {
+      for (const auto& r : items_) {
+        try {
+          cache_.hooks_.on_removal(r.key, r.value, r.cause);
+        } catch (...) {  // a listener's failure is not the caller's
+        }
+      }
+    }
+
+    void note(const Entry& e, RemovalCause cause) noexcept {
+      if (!cache_.hooks_.on_removal || e.negative) return;
+      try {
+        items_.push_back(Item{e.key, e.value, cause});
+      } catch (...) {  // out of memory: the notification is lost, not the removal
+      }
+    }
+
+   private:
+    struct Item {
+      K key;
+      V value;
+      RemovalCause cause;
+    };
+    const ReadThroughCache& cache_;
+    std::vector<Item> items_;
   };
 
   /// Admits one write of a key at a time: the constructor waits until no
@@ -398,7 +641,47 @@ class ReadThroughCache {
     State* state_ = nullptr;
   };
 
-  // -- hashing -------------------------------------------------------------
+  /// Holds one of the `max_concurrent_loads` slots for a loader call, unless
+  /// the thread is already inside a loader.
+  class LoadPermit {
+   public:
+    explicit LoadPermit(const ReadThroughCache& cache)
+        : slots_(detail::loader_depth() == 0 ? cache.load_slots_.get() : nullptr) {
+      if (slots_ != nullptr) slots_->acquire();
+      ++detail::loader_depth();
+    }
+    ~LoadPermit() {
+      --detail::loader_depth();
+      if (slots_ != nullptr) slots_->release();
+    }
+    LoadPermit(const LoadPermit&) = delete;
+    LoadPermit& operator=(const LoadPermit&) = delete;
+
+   private:
+    std::counting_semaphore<>* slots_;
+  };
+
+  /// A loader's answer: the value (or not found) and its own TTL, if any.
+  struct LoadOutcome {
+    std::optional<Versioned<V>> value;
+    std::chrono::nanoseconds ttl{0};
+  };
+
+  /// What the locked part of a lookup decided.
+  struct Claim {
+    enum Kind { kHit, kJoin, kOwn } kind = kHit;
+    K key;
+    std::uint64_t hash = 0;
+    Shard* shard = nullptr;
+    std::optional<Versioned<V>> hit;    // kHit: the value (nullopt: cached "not found")
+    std::shared_ptr<Flight> flight;     // kJoin, kOwn
+    bool joined_superseded = false;     // kJoin
+    std::optional<Versioned<V>> stale;  // kOwn: an expired value for stale-if-error
+  };
+
+  enum class Hit { kMiss, kHit, kHitAndRefresh };
+
+  // -- hashing and time ------------------------------------------------------
 
   std::uint64_t hash_of(const K& key) const noexcept {
     return detail::mix64(static_cast<std::uint64_t>(hash_(key)) ^ seed_);
@@ -416,7 +699,42 @@ class ReadThroughCache {
     return candidate != kUnknownVersion && candidate < current;
   }
 
-  // -- reading -------------------------------------------------------------
+  /// Now on the cache's clock, or 0 when no option needs time.
+  std::int64_t now_ns() const { return has_time_ ? clock_->now().count() : 0; }
+
+  static bool expired(const Entry& e, std::int64_t now) noexcept { return now >= e.expires_at; }
+
+  /// True while an expired entry may still be served if a load fails.
+  bool within_stale_grace(const Entry& e, std::int64_t now) const noexcept {
+    return !e.negative && options_.stale_if_error.count() > 0 && e.expires_at != detail::kNever &&
+           now - e.expires_at < options_.stale_if_error.count();
+  }
+
+  detail::EntryTimes times_for(std::uint64_t h, std::chrono::nanoseconds ttl,
+                               std::int64_t now) const noexcept {
+    detail::EntryTimes t;
+    if (!has_time_) return t;
+    if (ttl.count() <= 0) ttl = options_.expire_after_write;
+    if (ttl.count() > 0) t.expires_at = now + ttl.count();
+    if (options_.refresh_after.count() > 0) {
+      // Jitter: shorten by up to refresh_jitter, from a hash of key and time.
+      const double unit =
+          static_cast<double>(detail::mix64(h ^ static_cast<std::uint64_t>(now)) >> 11) * 0x1.0p-53;
+      const double after = static_cast<double>(options_.refresh_after.count()) *
+                           (1.0 - options_.refresh_jitter * unit);
+      t.refresh_at = now + static_cast<std::int64_t>(after);
+    }
+    return t;
+  }
+
+  std::uint32_t weigh(const K& key, const V& value) const {
+    if (!hooks_.weigher) return 1;
+    const std::size_t w = hooks_.weigher(key, value);
+    return static_cast<std::uint32_t>(
+        std::min<std::size_t>(w, std::numeric_limits<std::uint32_t>::max()));
+  }
+
+  // -- reading ---------------------------------------------------------------
 
   template <bool kWithVersion>
   using Result = std::conditional_t<kWithVersion, std::optional<Versioned<V>>, std::optional<V>>;
@@ -432,22 +750,44 @@ class ReadThroughCache {
 
   /// The hit path: no lock, no allocation, and no write to memory that all
   /// readers of the shard write (the epoch announcement is per thread, the
-  /// counters and read buffer are striped). Copies the value into `out` and
-  /// returns true on a hit.
+  /// counters and read buffer are striped). Copies the value (or, for a
+  /// cached "not found", nothing) into `out` unless it misses.
   template <bool kWithVersion>
-  bool try_hit(Shard& shard, std::uint64_t h, const K& key, Result<kWithVersion>& out) const {
+  Hit try_hit(Shard& shard, std::uint64_t h, const K& key, Result<kWithVersion>& out,
+              bool may_refresh = true) const {
     detail::EpochGuard guard;
     Entry* e =
         shard.table.find(h, [&](const Entry& candidate) { return key_equal_(candidate.key, key); });
-    if (e == nullptr) return false;
-    if constexpr (kWithVersion) {
+    if (e == nullptr) return Hit::kMiss;
+    std::int64_t now = 0;
+    if (has_time_) {
+      now = clock_->now().count();
+      if (expired(*e, now)) return Hit::kMiss;
+    }
+    if (e->negative) {
+      out.reset();
+    } else if constexpr (kWithVersion) {
       out.emplace(Versioned<V>{e->value, e->version});
     } else {
       out.emplace(e->value);
     }
     record_access(shard, *e);
     counters_.add(detail::Counter::kHits);
-    return true;
+    if (may_refresh && now >= e->refresh_at &&
+        !e->refresh_started.load(std::memory_order_relaxed) &&
+        !e->refresh_started.exchange(true, std::memory_order_relaxed)) {
+      return Hit::kHitAndRefresh;
+    }
+    return Hit::kHit;
+  }
+
+  /// A hit, starting a refresh if one is due. True on a hit.
+  template <class Out>
+  bool serve_hit(Shard& shard, std::uint64_t h, const K& key, Out& out) {
+    constexpr bool kWithVersion = std::same_as<Out, std::optional<Versioned<V>>>;
+    const Hit hit = try_hit<kWithVersion>(shard, h, key, out);
+    if (hit == Hit::kHitAndRefresh) start_refresh(shard, h, key);
+    return hit != Hit::kMiss;
   }
 
   /// Shows a lock-free hit to the policy, directly or through the buffer.
@@ -472,7 +812,7 @@ class ReadThroughCache {
   }
 
   /// Under the lock: replays buffered hits, then records this one.
-  void access_locked(Shard& shard, Entry& e) const noexcept {
+  static void access_locked(Shard& shard, Entry& e) noexcept {
     drain_reads_locked(shard);
     if (e.resident.load(std::memory_order_relaxed)) shard.policy.on_access(e);
   }
@@ -491,90 +831,163 @@ class ReadThroughCache {
     Shard& shard = shard_for(h);
     {
       Result<kWithVersion> found;
-      if (try_hit<kWithVersion>(shard, h, key, found)) return found;
+      if (serve_hit(shard, h, key, found)) return found;
     }
-    bool counted_miss = false;
     for (;;) {
-      std::unique_lock lock(shard.mutex);
-      if (Entry* e = find_locked(shard, h, key)) {
-        access_locked(shard, *e);
-        if (!counted_miss) counters_.add(detail::Counter::kHits);
-        if constexpr (kWithVersion) {
-          return Versioned<V>{e->value, e->version};
-        } else {
-          return e->value;
+      Claim claim = claim_locked_section(shard, h, key);
+      switch (claim.kind) {
+        case Claim::kHit:
+          if (!claim.hit) return std::nullopt;
+          return project<kWithVersion>(*claim.hit);
+        case Claim::kJoin: {
+          claim.flight->wait();
+          // A load that was superseded before we joined may hold a value
+          // older than a write that finished before we arrived: load afresh.
+          if (claim.joined_superseded) continue;
+          const auto& outcome = claim.flight->outcome();
+          if (!outcome) return std::nullopt;
+          return project<kWithVersion>(*outcome);
+        }
+        case Claim::kOwn: {
+          const auto& outcome = run_load(claim);
+          if (!outcome) return std::nullopt;
+          return project<kWithVersion>(*outcome);
         }
       }
-      auto it = shard.pending.find(key);
-      if (it != shard.pending.end() && it->second.load != nullptr) {
-        std::shared_ptr<Flight> flight = it->second.load;
-        if (flight->owner() == std::this_thread::get_id()) {
-          throw RecursiveCallError(
-              "rtcache: the loader of a key asked the cache for that same key; that would "
-              "deadlock");
-        }
-        const bool joined_superseded = flight->superseded;
-        lock.unlock();
-        if (!counted_miss) counters_.add(detail::Counter::kMisses);
-        counted_miss = true;
-        counters_.add(detail::Counter::kCoalescedWaits);
-        flight->wait();
-        // A load that was superseded before we joined may hold a value older
-        // than a write that finished before we arrived: load afresh.
-        if (joined_superseded) continue;
-        const auto& outcome = flight->outcome();
-        if (!outcome) return std::nullopt;
-        return project<kWithVersion>(*outcome);
-      }
-      auto flight = std::make_shared<Flight>(std::this_thread::get_id());
-      if (it == shard.pending.end()) it = shard.pending.try_emplace(key).first;
-      it->second.load = flight;
-      lock.unlock();
-      if (!counted_miss) counters_.add(detail::Counter::kMisses);
-      const auto& outcome = run_load(shard, h, key, *flight);
-      if (!outcome) return std::nullopt;
-      return project<kWithVersion>(*outcome);
     }
   }
 
-  /// Runs the loader for `key` (registered as `flight`), installs its result
-  /// unless superseded, and releases the waiters. Returns the flight's outcome.
-  const std::optional<Versioned<V>>& run_load(Shard& shard, std::uint64_t h, const K& key,
-                                              Flight& flight) {
+  /// Under the shard lock, after a lock-free miss: a hit after all, or the
+  /// load in flight to wait for, or a new load registered for the caller.
+  /// Counts the miss (each caller's first), removes an expired entry unless
+  /// it may be served stale, and releases the lock before returning.
+  Claim claim_locked_section(Shard& shard, std::uint64_t h, const K& key) {
+    Claim claim{Claim::kHit, key, h, &shard, std::nullopt, nullptr, false, std::nullopt};
+    Removals removals(*this);
+    std::unique_lock lock(shard.mutex);
+    const std::int64_t now = now_ns();
+    if (Entry* e = find_locked(shard, h, key)) {
+      if (!expired(*e, now)) {
+        access_locked(shard, *e);
+        counters_.add(detail::Counter::kHits);
+        if (!e->negative) claim.hit = Versioned<V>{e->value, e->version};
+        return claim;
+      }
+      if (within_stale_grace(*e, now)) {
+        claim.stale = Versioned<V>{e->value, e->version};
+      } else {
+        counters_.add(detail::Counter::kExpirations);
+        remove_locked(shard, e, RemovalCause::kExpired, removals);
+      }
+    }
+    counters_.add(detail::Counter::kMisses);
+    auto it = shard.pending.find(key);
+    if (it != shard.pending.end() && it->second.load != nullptr) {
+      claim.kind = Claim::kJoin;
+      claim.flight = it->second.load;
+      if (claim.flight->owner() == std::this_thread::get_id()) {
+        throw RecursiveCallError(
+            "rtcache: the loader of a key asked the cache for that same key; that would "
+            "deadlock");
+      }
+      claim.joined_superseded = claim.flight->superseded;
+      counters_.add(detail::Counter::kCoalescedWaits);
+      return claim;
+    }
+    claim.kind = Claim::kOwn;
+    claim.flight = std::make_shared<Flight>(std::this_thread::get_id());
+    if (it == shard.pending.end()) it = shard.pending.try_emplace(key).first;
+    it->second.load = claim.flight;
+    return claim;
+  }
+
+  /// Runs the loader for a claimed key, installs its result unless
+  /// superseded, and releases the waiters. Returns the flight's outcome.
+  const std::optional<Versioned<V>>& run_load(Claim& claim) {
+    LoadOutcome outcome;
+    try {
+      outcome = call_loader(claim.key);
+    } catch (...) {
+      if (fail_load(claim, std::current_exception())) return claim.flight->outcome();
+      throw;
+    }
+    finish_load(claim, std::move(outcome));
+    return claim.flight->outcome();
+  }
+
+  /// Calls the loader (within the load bound), timing and counting it.
+  LoadOutcome call_loader(const K& key) {
     counters_.add(detail::Counter::kLoads);
-    std::optional<Versioned<V>> outcome;
+    LoadPermit permit(*this);
     const auto start = std::chrono::steady_clock::now();
     try {
-      outcome = to_versioned(std::invoke(loader_, key));
+      LoadOutcome outcome = to_outcome(std::invoke(loader_, key));
+      add_load_time(start);
+      return outcome;
     } catch (...) {
       add_load_time(start);
       counters_.add(detail::Counter::kLoadFailures);
-      {
-        std::lock_guard lock(shard.mutex);
-        finish_load_locked(shard, key);
-      }
-      flight.fail(std::current_exception());
       throw;
     }
-    add_load_time(start);
+  }
+
+  /// A claimed load failed: unregister it, then release its waiters with the
+  /// stale value (stale-if-error) or the exception.
+  /// Returns true when the waiters were served the stale value.
+  bool fail_load(Claim& claim, std::exception_ptr error) noexcept {
+    {
+      std::lock_guard lock(claim.shard->mutex);
+      finish_load_locked(*claim.shard, claim.key);
+    }
+    if (claim.stale) {
+      counters_.add(detail::Counter::kStaleServed);
+      claim.flight->complete(std::move(claim.stale));
+      return true;
+    }
+    claim.flight->fail(std::move(error));
+    return false;
+  }
+
+  /// A claimed load succeeded: unregister it, install its result unless
+  /// superseded, then release its waiters.
+  void finish_load(Claim& claim, LoadOutcome&& outcome) {
+    Shard& shard = *claim.shard;
+    const std::uint32_t weight = outcome.value ? weigh(claim.key, outcome.value->value) : 1;
     try {
+      Removals removals(*this);
       std::lock_guard lock(shard.mutex);
-      finish_load_locked(shard, key);
-      if (outcome && !flight.superseded) {
-        Entry* current = find_locked(shard, h, key);
-        if (current != nullptr && is_older(outcome->version, current->version)) {
-          // A newer value arrived while we loaded: serve it, keep it.
-          outcome = Versioned<V>{current->value, current->version};
-        } else {
-          store_locked(shard, h, key, current, Versioned<V>(*outcome));
-        }
+      finish_load_locked(shard, claim.key);
+      if (!claim.flight->superseded) {
+        install_loaded_locked(shard, claim.hash, claim.key, outcome, weight, removals);
       }
     } catch (...) {
-      flight.fail(std::current_exception());
+      claim.flight->fail(std::current_exception());
       throw;
     }
-    flight.complete(std::move(outcome));
-    return flight.outcome();
+    claim.flight->complete(std::move(outcome.value));
+  }
+
+  /// Caches a load's result; if the cache already holds a newer version, the
+  /// outcome becomes that newer value instead.
+  void install_loaded_locked(Shard& shard, std::uint64_t h, const K& key, LoadOutcome& outcome,
+                             std::uint32_t weight, Removals& removals) {
+    Entry* current = find_locked(shard, h, key);
+    const std::int64_t now = now_ns();
+    const bool current_live = current != nullptr && !expired(*current, now);
+    if (outcome.value) {
+      if (current_live && !current->negative &&
+          is_older(outcome.value->version, current->version)) {
+        outcome.value = Versioned<V>{current->value, current->version};
+        return;
+      }
+      store_locked(shard, h, key, current, Versioned<V>(*outcome.value), outcome.ttl, weight,
+                   removals);
+    } else if (options_.negative_ttl.count() > 0) {
+      store_negative_locked(shard, h, key, current, now, removals);
+    } else if (current != nullptr) {
+      remove_locked(shard, current, current_live ? RemovalCause::kReplaced : RemovalCause::kExpired,
+                    removals);
+    }
   }
 
   void add_load_time(std::chrono::steady_clock::time_point start) noexcept {
@@ -584,7 +997,7 @@ class ReadThroughCache {
                       std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count()));
   }
 
-  void finish_load_locked(Shard& shard, const K& key) noexcept {
+  static void finish_load_locked(Shard& shard, const K& key) noexcept {
     auto it = shard.pending.find(key);
     if (it == shard.pending.end()) return;
     it->second.load.reset();
@@ -596,21 +1009,159 @@ class ReadThroughCache {
   }
 
   template <class R>
-  static std::optional<Versioned<V>> to_versioned(R&& loaded) {
+  static LoadOutcome to_outcome(R&& loaded) {
     using T = std::remove_cvref_t<R>;
     if constexpr (std::same_as<T, std::optional<Versioned<V>>>) {
-      return std::forward<R>(loaded);
+      return LoadOutcome{std::forward<R>(loaded), {}};
     } else if constexpr (std::same_as<T, Versioned<V>>) {
-      return std::optional<Versioned<V>>(std::forward<R>(loaded));
+      return LoadOutcome{std::optional<Versioned<V>>(std::forward<R>(loaded)), {}};
+    } else if constexpr (std::same_as<T, std::optional<Loaded<V>>>) {
+      if (!loaded) return LoadOutcome{};
+      return LoadOutcome{Versioned<V>{std::move(loaded->value), loaded->version}, loaded->ttl};
+    } else if constexpr (std::same_as<T, Loaded<V>>) {
+      return LoadOutcome{Versioned<V>{std::move(loaded.value), loaded.version}, loaded.ttl};
     } else if constexpr (std::same_as<T, std::optional<V>>) {
-      if (!loaded) return std::nullopt;
-      return Versioned<V>{std::move(*loaded), kUnknownVersion};
+      if (!loaded) return LoadOutcome{};
+      return LoadOutcome{Versioned<V>{std::move(*loaded), kUnknownVersion}, {}};
     } else {
-      return Versioned<V>{std::forward<R>(loaded), kUnknownVersion};
+      return LoadOutcome{Versioned<V>{std::forward<R>(loaded), kUnknownVersion}, {}};
     }
   }
 
-  // -- writing -------------------------------------------------------------
+  // -- bulk loading ----------------------------------------------------------
+
+  /// Loads the claimed keys of a get_all: in one batch call when the loader
+  /// has `load_all`, else one by one. Every claim is released, whatever
+  /// throws.
+  void load_owned(std::vector<Claim>& owned, std::unordered_map<K, V, Hash, KeyEqual>& found) {
+    if (owned.empty()) return;
+    if constexpr (BatchLoaderFor<Loader, K, V>) {
+      std::vector<K> keys;
+      keys.reserve(owned.size());
+      for (const Claim& c : owned) keys.push_back(c.key);
+      std::vector<LoadOutcome> outcomes(owned.size());
+      try {
+        counters_.add(detail::Counter::kLoads);
+        LoadPermit permit(*this);
+        const auto start = std::chrono::steady_clock::now();
+        std::unordered_map<K, std::size_t, Hash, KeyEqual> index(owned.size(), hash_, key_equal_);
+        for (std::size_t i = 0; i < owned.size(); ++i) index.emplace(owned[i].key, i);
+        try {
+          for (auto&& [key, value] : loader_.load_all(std::as_const(keys))) {
+            if (auto it = index.find(key); it != index.end()) {
+              outcomes[it->second] = to_outcome(std::move(value));
+            }
+          }
+        } catch (...) {
+          add_load_time(start);
+          counters_.add(detail::Counter::kLoadFailures);
+          throw;
+        }
+        add_load_time(start);
+      } catch (...) {
+        const std::exception_ptr error = std::current_exception();
+        bool all_stale = true;
+        for (Claim& c : owned) {
+          const bool stale = fail_load(c, error);
+          if (stale) found.emplace(c.key, c.flight->outcome()->value);
+          all_stale = all_stale && stale;
+        }
+        if (!all_stale) throw;
+        return;
+      }
+      for (std::size_t i = 0; i < owned.size(); ++i) {
+        try {
+          finish_load(owned[i], std::move(outcomes[i]));
+        } catch (...) {
+          for (std::size_t j = i + 1; j < owned.size(); ++j)
+            fail_load(owned[j], std::current_exception());
+          throw;
+        }
+        const auto& value = owned[i].flight->outcome();
+        if (value) found.emplace(owned[i].key, value->value);
+      }
+    } else {
+      for (std::size_t i = 0; i < owned.size(); ++i) {
+        try {
+          const auto& value = run_load(owned[i]);
+          if (value) found.emplace(owned[i].key, value->value);
+        } catch (...) {
+          for (std::size_t j = i + 1; j < owned.size(); ++j)
+            fail_load(owned[j], std::current_exception());
+          throw;
+        }
+      }
+    }
+  }
+
+  // -- refresh-ahead ---------------------------------------------------------
+
+  /// Registers a background reload of `key` (unless a load of it is already
+  /// running) and hands it to the executor.
+  void start_refresh(Shard& shard, std::uint64_t h, const K& key) {
+    Claim claim{Claim::kOwn, key, h, &shard, std::nullopt, nullptr, false, std::nullopt};
+    {
+      std::lock_guard lock(shard.mutex);
+      Entry* e = find_locked(shard, h, key);
+      if (e == nullptr || e->negative) return;
+      auto it = shard.pending.find(key);
+      if (it != shard.pending.end() && it->second.load != nullptr) return;
+      claim.flight = std::make_shared<Flight>();  // its thread is set when it runs
+      if (it == shard.pending.end()) it = shard.pending.try_emplace(key).first;
+      it->second.load = claim.flight;
+    }
+    counters_.add(detail::Counter::kRefreshes);
+    {
+      std::lock_guard lock(tasks_mutex_);
+      ++outstanding_tasks_;
+    }
+    auto task = [this, claim = std::move(claim)]() mutable {
+      run_refresh(claim);
+      std::lock_guard lock(tasks_mutex_);
+      if (--outstanding_tasks_ == 0) tasks_done_.notify_all();
+    };
+    try {
+      if (options_.executor) {
+        options_.executor(std::move(task));
+      } else {
+        std::call_once(pool_once_, [&] {
+          pool_ = std::make_unique<detail::ThreadPool>(options_.refresh_threads);
+        });
+        pool_->submit(std::move(task));
+      }
+    } catch (...) {
+      // The executor refused the task: the refresh does not happen.
+      fail_load(claim, std::current_exception());
+      std::lock_guard lock(tasks_mutex_);
+      if (--outstanding_tasks_ == 0) tasks_done_.notify_all();
+    }
+  }
+
+  void run_refresh(Claim& claim) noexcept {
+    {
+      std::lock_guard lock(claim.shard->mutex);
+      claim.flight->set_owner(std::this_thread::get_id());
+    }
+    LoadOutcome outcome;
+    try {
+      outcome = call_loader(claim.key);
+    } catch (...) {
+      counters_.add(detail::Counter::kRefreshFailures);
+      fail_load(claim, std::current_exception());  // the entry is still there and still served
+      // Let the next hit try again.
+      std::lock_guard lock(claim.shard->mutex);
+      if (Entry* e = find_locked(*claim.shard, claim.hash, claim.key)) {
+        e->refresh_started.store(false, std::memory_order_relaxed);
+      }
+      return;
+    }
+    try {
+      finish_load(claim, std::move(outcome));
+    } catch (...) {  // out of memory: the old entry stays
+    }
+  }
+
+  // -- writing ---------------------------------------------------------------
 
   Versioned<V> call_writer(const K& key, V&& value) {
     try {
@@ -658,16 +1209,20 @@ class ReadThroughCache {
       counters_.add(detail::Counter::kWriteFailures);
       throw;
     }
+    const std::uint32_t weight = stored ? weigh(key, stored->value) : 1;
+    Removals removals(*this);
     std::lock_guard lock(shard.mutex);
     if (!stored) {
       counters_.add(detail::Counter::kVersionConflicts);
       supersede_load_locked(gate.state());
-      if (Entry* e = find_locked(shard, h, key)) remove_locked(shard, e);
+      if (Entry* e = find_locked(shard, h, key)) {
+        remove_locked(shard, e, RemovalCause::kInvalidated, removals);
+      }
       return PutResult{false, kUnknownVersion};
     }
     counters_.add(detail::Counter::kWrites);
     const std::uint64_t version = stored->version;
-    install_write_locked(shard, gate.state(), h, key, std::move(*stored));
+    install_write_locked(shard, gate.state(), h, key, std::move(*stored), weight, removals);
     return PutResult{true, version};
   }
 
@@ -682,65 +1237,112 @@ class ReadThroughCache {
       throw;
     }
     counters_.add(detail::Counter::kWrites);
+    Removals removals(*this);
     std::lock_guard lock(shard.mutex);
     supersede_load_locked(gate.state());
-    if (Entry* e = find_locked(shard, h, key)) remove_locked(shard, e);
+    if (Entry* e = find_locked(shard, h, key)) {
+      remove_locked(shard, e, RemovalCause::kErased, removals);
+    }
   }
 
   /// Caches the outcome of a successful write of `key` (state: its gate).
   void install_write_locked(Shard& shard, State& state, std::uint64_t h, const K& key,
-                            Versioned<V>&& stored) {
+                            Versioned<V>&& stored, std::uint32_t weight, Removals& removals) {
     supersede_load_locked(state);
     Entry* current = find_locked(shard, h, key);
-    if (current != nullptr && is_older(stored.version, current->version)) {
+    if (current != nullptr && !current->negative && is_older(stored.version, current->version)) {
       // The store reported an older version than one we hold: trust neither
       // and let the next get load the current row.
-      remove_locked(shard, current);
+      remove_locked(shard, current, RemovalCause::kInvalidated, removals);
       return;
     }
     try {
-      store_locked(shard, h, key, current, std::move(stored));
+      store_locked(shard, h, key, current, std::move(stored), {}, weight, removals);
     } catch (...) {
       // Out of memory: the store has the new value, so the old one must go.
-      if (current != nullptr) remove_locked(shard, current);
+      if (current != nullptr) remove_locked(shard, current, RemovalCause::kReplaced, removals);
       throw;
     }
   }
 
-  // -- the shard's table and policy ----------------------------------------
+  // -- the shard's table and policy ------------------------------------------
 
   /// Caches `item` for `key`, replacing `current` (the entry now held for
-  /// `key`, or nullptr), then evicts while the shard is over capacity.
+  /// `key`, or nullptr), then evicts while the shard is over capacity. A value
+  /// heavier than the shard's whole share is not cached.
   void store_locked(Shard& shard, std::uint64_t h, const K& key, Entry* current,
-                    Versioned<V>&& item) {
+                    Versioned<V>&& item, std::chrono::nanoseconds ttl, std::uint32_t weight,
+                    Removals& removals) {
+    if (weight > shard.capacity) {
+      counters_.add(detail::Counter::kRejectedOversized);
+      if (current != nullptr) remove_locked(shard, current, RemovalCause::kReplaced, removals);
+      return;
+    }
+    const std::int64_t now = now_ns();
+    link_locked(shard, current,
+                std::make_unique<Entry>(h, key, std::move(item), times_for(h, ttl, now), weight),
+                removals);
+  }
+
+  /// Caches "not found" for `key` for the negative TTL.
+  void store_negative_locked(Shard& shard, std::uint64_t h, const K& key, Entry* current,
+                             std::int64_t now, Removals& removals) {
+    const detail::EntryTimes times{now + options_.negative_ttl.count(), detail::kNever};
+    const std::uint64_t version = current != nullptr ? current->version : kUnknownVersion;
+    link_locked(shard, current, std::make_unique<Entry>(h, key, version, times, 1), removals);
+  }
+
+  void link_locked(Shard& shard, Entry* current, std::unique_ptr<Entry> fresh, Removals& removals) {
     drain_reads_locked(shard);
-    auto fresh = std::make_unique<Entry>(h, key, std::move(item));
     fresh->resident.store(true, std::memory_order_relaxed);
     if (current != nullptr) {
       shard.table.replace(current, fresh.get());
       shard.policy.on_replace(*current, *fresh);
+      shard.weight = shard.weight - current->weight + fresh->weight;
       fresh.release();
+      removals.note(*current, RemovalCause::kReplaced);
       retire_locked(shard, current);
-      return;
+    } else {
+      shard.table.insert(fresh.get(), epochs().stamp());
+      shard.weight += fresh->weight;
+      shard.policy.on_insert(*fresh.release());
     }
-    shard.table.insert(fresh.get(), epochs().stamp());
-    shard.policy.on_insert(*fresh.release());
-    while (shard.table.size() > shard.capacity) {
+    evict_locked(shard, removals);
+    publish_size_locked(shard);
+  }
+
+  void evict_locked(Shard& shard, Removals& removals) {
+    std::int64_t now = -1;
+    while (shard.weight > shard.capacity) {
       Entry* victim = shard.policy.evict();
       if (victim == nullptr) break;
       shard.table.unlink(victim);
+      shard.weight -= victim->weight;
+      if (has_time_ && now < 0) now = now_ns();
+      if (has_time_ && expired(*victim, now)) {
+        counters_.add(detail::Counter::kExpirations);
+        removals.note(*victim, RemovalCause::kExpired);
+      } else {
+        counters_.add(detail::Counter::kEvictions);
+        removals.note(*victim, RemovalCause::kEvicted);
+      }
       retire_locked(shard, victim);
-      counters_.add(detail::Counter::kEvictions);
     }
-    shard.size.store(shard.table.size(), std::memory_order_relaxed);
   }
 
-  void remove_locked(Shard& shard, Entry* e) noexcept {
+  void remove_locked(Shard& shard, Entry* e, RemovalCause cause, Removals& removals) noexcept {
     drain_reads_locked(shard);
     shard.table.unlink(e);
     shard.policy.on_remove(*e);
+    shard.weight -= e->weight;
+    removals.note(*e, cause);
     retire_locked(shard, e);
+    publish_size_locked(shard);
+  }
+
+  static void publish_size_locked(Shard& shard) noexcept {
     shard.size.store(shard.table.size(), std::memory_order_relaxed);
+    shard.weight_published.store(shard.weight, std::memory_order_relaxed);
   }
 
   /// Hands an unlinked entry to epoch reclamation. Lock-free readers may still
@@ -789,9 +1391,19 @@ class ReadThroughCache {
 
   Options options_;
   std::uint64_t seed_;
-  unsigned shard_bits_;
+  std::shared_ptr<const Clock> clock_;
+  unsigned shard_bits_ = 0;
+  bool has_time_ = false;
   std::vector<std::unique_ptr<Shard>> shards_;
   mutable detail::StripedCounters counters_;
+  std::unique_ptr<std::counting_semaphore<>> load_slots_;
+  hooks_type hooks_;
+  // Background refreshes: counted so that the destructor can wait for them.
+  std::mutex tasks_mutex_;
+  std::condition_variable tasks_done_;
+  std::size_t outstanding_tasks_ = 0;
+  std::once_flag pool_once_;
+  std::unique_ptr<detail::ThreadPool> pool_;
   [[no_unique_address]] Loader loader_;
   [[no_unique_address]] Writer writer_;
   [[no_unique_address]] Hash hash_;
@@ -801,11 +1413,10 @@ class ReadThroughCache {
 /// Builds a cache whose Loader and Writer types are deduced:
 /// `auto cache = rtcache::make_cache<int, std::string>(options, loader, writer);`
 template <class K, class V, class Policy = DefaultPolicy, class Loader, class Writer = NoWriter>
-[[nodiscard]] ReadThroughCache<K, V, Loader, Writer, Policy> make_cache(Options options,
-                                                                        Loader loader,
-                                                                        Writer writer = {}) {
-  return ReadThroughCache<K, V, Loader, Writer, Policy>(options, std::move(loader),
-                                                        std::move(writer));
+[[nodiscard]] ReadThroughCache<K, V, Loader, Writer, Policy> make_cache(
+    Options options, Loader loader, Writer writer = {}, CacheHooks<K, V> hooks = {}) {
+  return ReadThroughCache<K, V, Loader, Writer, Policy>(std::move(options), std::move(loader),
+                                                        std::move(writer), std::move(hooks));
 }
 
 }  // namespace rtcache

@@ -18,9 +18,14 @@ struct Stats {
   std::chrono::nanoseconds total_load_time{0};  ///< time spent in loader calls
   std::uint64_t coalesced_waits = 0;            ///< gets that waited for another thread's load
   std::uint64_t evictions = 0;                  ///< entries removed by the policy to make room
-  std::uint64_t writes = 0;             ///< successful writer calls (put, put_if_version, erase)
-  std::uint64_t write_failures = 0;     ///< writer calls that threw
-  std::uint64_t version_conflicts = 0;  ///< put_if_version calls the store refused
+  std::uint64_t writes = 0;              ///< successful writer calls (put, put_if_version, erase)
+  std::uint64_t write_failures = 0;      ///< writer calls that threw
+  std::uint64_t version_conflicts = 0;   ///< put_if_version calls the store refused
+  std::uint64_t refreshes = 0;           ///< background reloads started (refresh-ahead)
+  std::uint64_t refresh_failures = 0;    ///< background reloads that threw
+  std::uint64_t stale_served = 0;        ///< expired values served because a load failed
+  std::uint64_t expirations = 0;         ///< expired entries removed
+  std::uint64_t rejected_oversized = 0;  ///< values not cached: heavier than a shard's share
 
   /// hits / (hits + misses), or 0 before the first lookup.
   [[nodiscard]] double hit_ratio() const noexcept {

@@ -3,6 +3,7 @@
 /// \file
 /// Versioned<V>: a value together with the store's version of it.
 
+#include <chrono>
 #include <cstdint>
 
 namespace rtcache {
@@ -21,6 +22,16 @@ struct Versioned {
   std::uint64_t version = kUnknownVersion;
 
   friend bool operator==(const Versioned&, const Versioned&) = default;
+};
+
+/// What a loader may return to give one entry its own time to live (for
+/// example from a `Cache-Control: max-age`), with the store's version.
+template <class V>
+struct Loaded {
+  V value;
+  std::uint64_t version = kUnknownVersion;
+  /// How long the entry stays fresh; 0: the cache's `expire_after_write`.
+  std::chrono::nanoseconds ttl{0};
 };
 
 /// The outcome of `ReadThroughCache::put_if_version` (and of `put`).

@@ -18,10 +18,12 @@ namespace rtcache::detail {
 template <class V>
 class LoadFlight {
  public:
-  explicit LoadFlight(std::thread::id owner) noexcept : owner_(owner) {}
+  explicit LoadFlight(std::thread::id owner = {}) noexcept : owner_(owner) {}
 
-  /// The thread running the loader.
+  /// The thread running the loader (read and set under the shard lock: a
+  /// background refresh learns its thread only when it starts).
   [[nodiscard]] std::thread::id owner() const noexcept { return owner_; }
+  void set_owner(std::thread::id owner) noexcept { owner_ = owner; }
 
   /// Set (under the shard lock) when a put, erase or invalidate of the key
   /// finished while this load ran: its result is then not installed, and

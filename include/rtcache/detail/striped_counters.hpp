@@ -22,6 +22,11 @@ enum class Counter : std::size_t {
   kWrites,
   kWriteFailures,
   kVersionConflicts,
+  kRefreshes,
+  kRefreshFailures,
+  kStaleServed,
+  kExpirations,
+  kRejectedOversized,
   kCount_,
 };
 

@@ -1,0 +1,155 @@
+// Refresh-ahead: a hit on an entry older than refresh_after returns the
+// cached value and starts one background reload, which a write of the key
+// meanwhile supersedes.
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <rtcache/rtcache.hpp>
+#include <set>
+#include <string>
+
+#include "support/catch.hpp"
+#include "support/fake_store.hpp"
+#include "support/manual_executor.hpp"
+
+using namespace std::chrono_literals;
+using rtcache::test::FakeStore;
+using rtcache::test::ManualExecutor;
+using rtcache::test::StoreLoader;
+using rtcache::test::StoreWriter;
+
+namespace {
+
+using Cache = rtcache::ReadThroughCache<int, std::string, StoreLoader<>, StoreWriter<>>;
+
+struct Fixture {
+  std::shared_ptr<rtcache::ManualClock> clock = std::make_shared<rtcache::ManualClock>();
+  ManualExecutor executor;
+  FakeStore<> store;
+  Cache cache{rtcache::Options{.capacity = 64,
+                               .seed = 1,
+                               .expire_after_write = 60s,
+                               .refresh_after = 10s,
+                               .clock = clock,
+                               .executor = executor.executor()},
+              StoreLoader<>{&store}, StoreWriter<>{&store}};
+};
+
+}  // namespace
+
+TEST_CASE("a hit after refresh_after serves the cached value and starts one reload") {
+  Fixture f;
+  f.store.set(1, "v1");
+  REQUIRE(f.cache.get(1) == std::optional<std::string>("v1"));
+  f.store.set(1, "v2");
+
+  f.clock->advance(9s);
+  CHECK(f.cache.get(1) == std::optional<std::string>("v1"));
+  CHECK(f.executor.queued() == 0);  // not due yet
+
+  f.clock->advance(1s);
+  CHECK(f.cache.get(1) == std::optional<std::string>("v1"));  // served at once
+  CHECK(f.cache.get(1) == std::optional<std::string>("v1"));
+  CHECK(f.executor.queued() == 1);  // one reload, however many hits
+  CHECK(f.cache.stats().refreshes == 1);
+
+  CHECK(f.executor.run_all() == 1);
+  CHECK(f.cache.get(1) == std::optional<std::string>("v2"));
+  CHECK(f.store.reads() == 2);
+  CHECK(f.cache.pending_count() == 0);
+}
+
+TEST_CASE("a refresh superseded by a put is discarded") {
+  auto clock = std::make_shared<rtcache::ManualClock>();
+  ManualExecutor executor;
+  FakeStore<> store;
+  std::function<void()> after_read;
+  // Reads the store, then runs `after_read`: the put lands while the refresh
+  // holds the old row.
+  auto loader = [&](const int& key) {
+    auto row = store.read(key);
+    if (after_read) after_read();
+    return row;
+  };
+  rtcache::ReadThroughCache<int, std::string, decltype(loader), StoreWriter<>> cache(
+      rtcache::Options{.capacity = 8,
+                       .seed = 1,
+                       .refresh_after = 10s,
+                       .clock = clock,
+                       .executor = executor.executor()},
+      loader, StoreWriter<>{&store});
+  store.set(1, "v1");
+  REQUIRE(cache.get(1));
+  clock->advance(10s);
+  REQUIRE(cache.get(1) == std::optional<std::string>("v1"));
+  REQUIRE(executor.queued() == 1);
+  after_read = [&] { cache.put(1, "written"); };
+  executor.run_all();  // the refresh read "v1" before the put finished: not installed
+  after_read = nullptr;
+  CHECK(cache.get(1) == std::optional<std::string>("written"));
+  CHECK(cache.get_versioned(1)->version == 2);
+}
+
+TEST_CASE("a failed refresh keeps the entry, counts the failure, and a later hit retries") {
+  Fixture f;
+  f.store.set(1, "v1");
+  REQUIRE(f.cache.get(1));
+  f.clock->advance(10s);
+  f.store.fail_reads(true);
+  REQUIRE(f.cache.get(1) == std::optional<std::string>("v1"));
+  f.executor.run_all();
+  CHECK(f.cache.stats().refresh_failures == 1);
+  CHECK(f.cache.get(1) == std::optional<std::string>("v1"));  // still served, and retries
+  CHECK(f.executor.queued() == 1);
+  f.store.fail_reads(false);
+  f.store.set(1, "v2");
+  f.executor.run_all();
+  CHECK(f.cache.get(1) == std::optional<std::string>("v2"));
+}
+
+TEST_CASE("refresh_jitter spreads the refresh times of keys loaded together") {
+  auto clock = std::make_shared<rtcache::ManualClock>();
+  ManualExecutor executor;
+  FakeStore<> store;
+  for (int k = 0; k < 50; ++k) store.set(k, "v");
+  Cache cache(rtcache::Options{.capacity = 64,
+                               .seed = 1,
+                               .refresh_after = 100s,
+                               .refresh_jitter = 0.5,
+                               .clock = clock,
+                               .executor = executor.executor()},
+              StoreLoader<>{&store}, StoreWriter<>{&store});
+  for (int k = 0; k < 50; ++k) REQUIRE(cache.get(k));
+  clock->advance(49s);
+  for (int k = 0; k < 50; ++k) (void)cache.get(k);
+  CHECK(executor.queued() == 0);  // no refresh earlier than 50 s (100 s - 50%)
+  clock->advance(26s);            // 75 s: about half are due
+  for (int k = 0; k < 50; ++k) (void)cache.get(k);
+  const std::size_t early = executor.queued();
+  CHECK(early > 5);
+  CHECK(early < 45);
+  clock->advance(25s);  // 100 s: all are due
+  for (int k = 0; k < 50; ++k) (void)cache.get(k);
+  CHECK(executor.queued() == 50);
+  executor.run_all();
+}
+
+TEST_CASE("the built-in refresh pool is drained by the destructor") {
+  auto clock = std::make_shared<rtcache::ManualClock>();
+  std::atomic<int> loads{0};
+  {
+    auto cache = rtcache::make_cache<int, int>(
+        rtcache::Options{.capacity = 8, .seed = 1, .refresh_after = 1s, .clock = clock},
+        [&](const int& k) {
+          loads.fetch_add(1);
+          return k;
+        });
+    for (int k = 0; k < 4; ++k) (void)cache.get(k);
+    clock->advance(1s);
+    for (int k = 0; k < 4; ++k) (void)cache.get(k);
+    CHECK(cache.stats().refreshes == 4);
+  }  // the destructor waits for the four reloads
+  CHECK(loads.load() == 8);
+}

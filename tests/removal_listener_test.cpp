@@ -1,0 +1,101 @@
+// The removal listener hears every removal with its cause, in order, with no
+// lock held; invalidate_if drops what a predicate selects.
+
+#include <chrono>
+#include <memory>
+#include <rtcache/rtcache.hpp>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "support/catch.hpp"
+#include "support/fake_store.hpp"
+
+using namespace std::chrono_literals;
+using rtcache::RemovalCause;
+using rtcache::test::FakeStore;
+using rtcache::test::StoreLoader;
+using rtcache::test::StoreWriter;
+
+namespace {
+
+using Event = std::tuple<int, std::string, RemovalCause>;
+using Cache = rtcache::ReadThroughCache<int, std::string, StoreLoader<>, StoreWriter<>>;
+
+}  // namespace
+
+TEST_CASE("each removal is reported once, with its cause, in order") {
+  auto clock = std::make_shared<rtcache::ManualClock>();
+  FakeStore<> store;
+  for (int k = 1; k <= 5; ++k) store.set(k, "v" + std::to_string(k));
+  std::vector<Event> events;
+  Cache cache(
+      rtcache::Options{
+          .capacity = 3, .shards = 1, .seed = 1, .expire_after_write = 60s, .clock = clock},
+      StoreLoader<>{&store}, StoreWriter<>{&store},
+      {.on_removal = [&](const int& k, const std::string& v, RemovalCause c) {
+        events.emplace_back(k, v, c);
+      }});
+  (void)cache.get(1);
+  (void)cache.get(2);
+  (void)cache.get(3);
+  (void)cache.get(4);   // evicts 1 (LRU)
+  cache.put(2, "two");  // replaces v2
+  cache.erase(3);       // erased
+  cache.invalidate(4);  // invalidated
+  clock->advance(60s);
+  (void)cache.get(2);  // "two" expired, reloaded
+  const std::vector<Event> expected{
+      {1, "v1", RemovalCause::kEvicted},  {2, "v2", RemovalCause::kReplaced},
+      {3, "v3", RemovalCause::kErased},   {4, "v4", RemovalCause::kInvalidated},
+      {2, "two", RemovalCause::kExpired},
+  };
+  CHECK(events == expected);
+}
+
+TEST_CASE("the listener runs with no lock held: it may call the cache, even for the same key") {
+  FakeStore<> store;
+  store.set(1, "one");
+  Cache* self = nullptr;
+  std::vector<std::optional<std::string>> seen;
+  Cache cache(rtcache::Options{.capacity = 4, .seed = 1}, StoreLoader<>{&store},
+              StoreWriter<>{&store},
+              {.on_removal = [&](const int& k, const std::string&, RemovalCause) {
+                seen.push_back(self->get(k));  // would deadlock under the shard lock
+              }});
+  self = &cache;
+  REQUIRE(cache.get(1));
+  cache.invalidate(1);
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0] == std::optional<std::string>("one"));  // reloaded from the store
+}
+
+TEST_CASE("a throwing listener does not fail the operation") {
+  auto cache = rtcache::make_cache<int, int>(
+      rtcache::Options{.capacity = 1, .seed = 1}, [](const int& k) { return k; },
+      rtcache::NoWriter{},
+      rtcache::CacheHooks<int, int>{
+          .on_removal = [](const int&, const int&, RemovalCause) { throw 42; }});
+  (void)cache.get(1);
+  CHECK(cache.get(2) == std::optional<int>(2));  // evicts 1; the throw is swallowed
+}
+
+TEST_CASE("invalidate_if drops the entries the predicate selects, and only those") {
+  std::vector<Event> events;
+  auto cache = rtcache::make_cache<int, std::string>(
+      rtcache::Options{.capacity = 64, .seed = 1},
+      [](const int& k) { return std::optional<std::string>(k % 2 == 0 ? "even" : "odd"); },
+      rtcache::NoWriter{},
+      rtcache::CacheHooks<int, std::string>{
+          .on_removal = [&](const int& k, const std::string& v, RemovalCause c) {
+            events.emplace_back(k, v, c);
+          }});
+  for (int k = 0; k < 10; ++k) (void)cache.get(k);
+  cache.invalidate_if([](const int&, const std::string& v) { return v == "odd"; });
+  CHECK(cache.size() == 5);
+  for (int k = 0; k < 10; ++k) {
+    CHECK(cache.get_if_present(k).has_value() == (k % 2 == 0));
+  }
+  CHECK(events.size() == 5);
+  for (const auto& [k, v, c] : events) CHECK(c == RemovalCause::kInvalidated);
+}

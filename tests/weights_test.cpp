@@ -1,0 +1,47 @@
+// With a weigher, capacity bounds the total weight; a value heavier than its
+// shard's share is not cached.
+
+#include <rtcache/rtcache.hpp>
+#include <string>
+
+#include "support/catch.hpp"
+
+namespace {
+
+auto weighted_cache(std::size_t capacity) {
+  return rtcache::make_cache<int, std::string>(
+      rtcache::Options{.capacity = capacity, .shards = 1, .seed = 1},
+      [](const int& k) { return std::string(static_cast<std::size_t>(k), 'x'); },
+      [](const int&, const std::string&) {},
+      rtcache::CacheHooks<int, std::string>{
+          .weigher = [](const int&, const std::string& v) { return v.size(); }});
+}
+
+}  // namespace
+
+TEST_CASE("the total weight never exceeds the capacity") {
+  auto cache = weighted_cache(100);
+  for (int k = 1; k <= 40; ++k) {
+    REQUIRE(cache.get(k)->size() == static_cast<std::size_t>(k));
+    REQUIRE(cache.weight() <= 100);
+  }
+  CHECK(cache.size() < 10);  // a few large values, not 40 entries
+  CHECK(cache.check_shards([](const auto& p, std::size_t n) { return p.check_invariants(n); }));
+}
+
+TEST_CASE("a value heavier than the capacity is returned but not cached") {
+  auto cache = weighted_cache(10);
+  CHECK(cache.get(50)->size() == 50);
+  CHECK(cache.size() == 0);
+  CHECK(cache.stats().rejected_oversized == 1);
+  CHECK(cache.get(5)->size() == 5);
+  CHECK(cache.size() == 1);
+}
+
+TEST_CASE("putting an oversized value drops the old one, which the store no longer holds") {
+  auto cache = weighted_cache(10);
+  REQUIRE(cache.get(4));
+  cache.put(4, std::string(20, 'y'));
+  CHECK(cache.get_if_present(4) == std::nullopt);
+  CHECK(cache.weight() == 0);
+}
