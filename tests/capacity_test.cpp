@@ -12,8 +12,9 @@
 
 namespace {
 
+template <class Policy = rtcache::DefaultPolicy>
 auto identity_cache(std::size_t capacity, std::size_t shards) {
-  return rtcache::make_cache<std::uint64_t, std::uint64_t>(
+  return rtcache::make_cache<std::uint64_t, std::uint64_t, Policy>(
       rtcache::Options{.capacity = capacity, .shards = shards, .seed = 7},
       [](const std::uint64_t& k) { return k; }, [](const std::uint64_t&, const std::uint64_t&) {});
 }
@@ -45,7 +46,7 @@ TEST_CASE("size never exceeds capacity, whatever the shard count") {
 }
 
 TEST_CASE("a cache at capacity keeps its most recent keys under LRU") {
-  auto cache = identity_cache(4, 1);
+  auto cache = identity_cache<rtcache::policy::Lru>(4, 1);
   for (std::uint64_t k = 1; k <= 4; ++k) (void)cache.get(k);
   (void)cache.get(1);  // 2 is now the least recently used
   (void)cache.get(5);

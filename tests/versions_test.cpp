@@ -120,3 +120,18 @@ TEST_CASE("a writer failing inside put_if_version leaves store and cache unchang
   CHECK(cache.get_if_present(1) == std::optional<std::string>("v1"));
   CHECK(cache.stats().write_failures == 1);
 }
+
+TEST_CASE("invalidate_if_older keeps an entry at that version or newer") {
+  auto cache = rtcache::make_cache<int, std::string>(rtcache::Options{.capacity = 8, .seed = 1},
+                                                     [](const int&) { return Row(); });
+  cache.fill(1, "v5", 5);
+  cache.invalidate_if_older(1, 5);  // our own write's message
+  CHECK(cache.get_versioned(1) == Row({"v5", 5}));
+  cache.invalidate_if_older(1, 4);  // an older message, late
+  CHECK(cache.get_versioned(1) == Row({"v5", 5}));
+  cache.invalidate_if_older(1, 6);  // another instance wrote version 6
+  CHECK(cache.get_if_present(1) == std::nullopt);
+  cache.fill(2, "unversioned");
+  cache.invalidate_if_older(2, 1);  // an unknown version is never trusted over a message
+  CHECK(cache.get_if_present(2) == std::nullopt);
+}

@@ -45,7 +45,8 @@
 
 namespace rtcache {
 
-/// The eviction policy used when none is named.
+/// The eviction policy used when none is named: adaptive W-TinyLFU, the best
+/// hit ratio of the policies shipped (see docs/hit-ratio.md).
 using DefaultPolicy = policy::Lru;
 
 namespace detail {
@@ -310,6 +311,7 @@ class ReadThroughCache {
     Removals removals(*this);
     std::lock_guard lock(shard.mutex);
     install_write_locked(shard, gate.state(), h, key, std::move(stored), weight, removals);
+    gate.release_locked();
   }
 
   /// Writes `value` only if the store holds `key` at version `expected`
@@ -369,6 +371,23 @@ class ReadThroughCache {
       supersede_load_locked(it->second);
     }
     if (Entry* e = find_locked(shard, h, key)) {
+      remove_locked(shard, e, RemovalCause::kInvalidated, removals);
+    }
+  }
+
+  /// Drops `key` from this cache unless the entry holds `version` or newer:
+  /// for invalidation messages that carry the version another instance wrote.
+  /// A load of `key` in progress will not be installed either way.
+  void invalidate_if_older(const K& key, std::uint64_t version) {
+    const std::uint64_t h = hash_of(key);
+    Shard& shard = shard_for(h);
+    Removals removals(*this);
+    std::lock_guard lock(shard.mutex);
+    if (auto it = shard.pending.find(key); it != shard.pending.end()) {
+      supersede_load_locked(it->second);
+    }
+    Entry* e = find_locked(shard, h, key);
+    if (e != nullptr && (e->version == kUnknownVersion || e->version < version)) {
       remove_locked(shard, e, RemovalCause::kInvalidated, removals);
     }
   }
@@ -538,7 +557,8 @@ class ReadThroughCache {
     Entry* entry;
     std::uint64_t stamp;
   };
-  static constexpr std::size_t kRetiredCapacity = 64;
+  static constexpr std::size_t kRetiredCapacity = 256;
+  static constexpr std::size_t kReclaimEvery = 32;  // retirements between attempts
 
   static detail::EpochDomain& epochs() noexcept { return detail::EpochDomain::instance(); }
 
@@ -561,7 +581,8 @@ class ReadThroughCache {
     mutable std::atomic<bool> draining{false};  // a reader is replaying `reads`
     mutable ShardPolicy policy;
     std::unordered_map<K, State, Hash, KeyEqual> pending;
-    std::vector<Retired> retired;  // unlinked, waiting for readers to leave
+    std::vector<Retired> retired;            // unlinked, waiting for readers to leave
+    std::size_t reclaim_at = kReclaimEvery;  // retired.size() that triggers an attempt
   };
 
   /// Removals to tell the listener about once the lock is released: declare
@@ -623,14 +644,21 @@ class ReadThroughCache {
     WriteGate& operator=(const WriteGate&) = delete;
 
     ~WriteGate() {
-      bool wake = false;
-      {
+      if (state_ != nullptr) {
         std::lock_guard lock(shard_.mutex);
-        state_->writer = std::thread::id{};
-        wake = state_->waiting_writers > 0;
-        if (state_->idle()) shard_.pending.erase(key_);
+        release_locked();
       }
-      if (wake) shard_.write_done.notify_all();
+      if (wake_) shard_.write_done.notify_all();
+    }
+
+    /// Lets the next write of the key in, from within the caller's own
+    /// critical section (saving a lock round trip); the destructor then only
+    /// wakes the writers waiting.
+    void release_locked() noexcept {
+      state_->writer = std::thread::id{};
+      wake_ = state_->waiting_writers > 0;
+      if (state_->idle()) shard_.pending.erase(key_);
+      state_ = nullptr;
     }
 
     State& state() const noexcept { return *state_; }
@@ -639,6 +667,7 @@ class ReadThroughCache {
     Shard& shard_;
     const K& key_;
     State* state_ = nullptr;
+    bool wake_ = false;
   };
 
   /// Holds one of the `max_concurrent_loads` slots for a loader call, unless
@@ -1218,11 +1247,13 @@ class ReadThroughCache {
       if (Entry* e = find_locked(shard, h, key)) {
         remove_locked(shard, e, RemovalCause::kInvalidated, removals);
       }
+      gate.release_locked();
       return PutResult{false, kUnknownVersion};
     }
     counters_.add(detail::Counter::kWrites);
     const std::uint64_t version = stored->version;
     install_write_locked(shard, gate.state(), h, key, std::move(*stored), weight, removals);
+    gate.release_locked();
     return PutResult{true, version};
   }
 
@@ -1243,6 +1274,7 @@ class ReadThroughCache {
     if (Entry* e = find_locked(shard, h, key)) {
       remove_locked(shard, e, RemovalCause::kErased, removals);
     }
+    gate.release_locked();
   }
 
   /// Caches the outcome of a successful write of `key` (state: its gate).
@@ -1352,7 +1384,7 @@ class ReadThroughCache {
     e->resident.store(false, std::memory_order_relaxed);
     if (shard.retired.size() == kRetiredCapacity) reclaim_locked(shard, /*wait=*/true);
     shard.retired.push_back(Retired{e, epochs().stamp()});  // within the reserved capacity
-    if (shard.retired.size() >= kRetiredCapacity / 2) reclaim_locked(shard, /*wait=*/false);
+    if (shard.retired.size() >= shard.reclaim_at) reclaim_locked(shard, /*wait=*/false);
   }
 
   /// Frees the retired entries (and bucket arrays) no reader can still see.
@@ -1377,6 +1409,7 @@ class ReadThroughCache {
       return true;
     });
     shard.table.reclaim(safe);
+    shard.reclaim_at = std::min(kRetiredCapacity, shard.retired.size() + kReclaimEvery);
   }
 
   /// Waits until an object retired at `stamp` may be freed; returns the epoch.
