@@ -7,11 +7,15 @@
 /// orchestrates the store calls: the cache (read-through/write-through) or
 /// the application (cache-aside).
 
+#include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <rtcache/rtcache.hpp>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "store.hpp"
 
@@ -45,6 +49,10 @@ class ReadThroughUsers {
 
   /// What the cache holds for `id`, without touching the store.
   std::optional<UserRow> cached(Key id) const { return cache_.get_if_present(id); }
+  /// Loads the hot set with at most `bound` store queries at once.
+  void warm(const std::vector<Key>& ids, std::size_t bound) {
+    (void)cache_.warm(ids, rtcache::WarmOptions{.max_concurrency = bound});
+  }
   /// Puts a row into the cache only (to warm it up before a measurement).
   void prime(Key id, const UserRow& row) { cache_.fill(id, row, row.version); }
   [[nodiscard]] rtcache::Stats stats() const { return cache_.stats(); }
@@ -108,6 +116,20 @@ class CacheAsideUsers {
   }
 
   std::optional<UserRow> cached(Key id) const { return cache_.get_if_present(id); }
+  /// Loads the hot set with at most `bound` store queries at once: the
+  /// application writes the worker pool itself.
+  void warm(const std::vector<Key>& ids, std::size_t bound) {
+    std::atomic<std::size_t> next{0};
+    std::vector<std::thread> workers;
+    for (std::size_t w = 0; w < bound; ++w) {
+      workers.emplace_back([&] {
+        for (std::size_t i = next.fetch_add(1); i < ids.size(); i = next.fetch_add(1)) {
+          (void)read(ids[i]);
+        }
+      });
+    }
+    for (auto& w : workers) w.join();
+  }
   void prime(Key id, const UserRow& row) { cache_.fill(id, row, row.version); }
   [[nodiscard]] rtcache::Stats stats() const { return cache_.stats(); }
 
