@@ -988,6 +988,17 @@ class ReadThroughCache {
       finish_load_locked(shard, claim.key);
       if (!claim.flight->superseded) {
         install_loaded_locked(shard, claim.hash, claim.key, outcome, weight, removals);
+      } else if (Entry* current = find_locked(shard, claim.hash, claim.key);
+                 current != nullptr && !expired(*current, now_ns())) {
+        // A write of the key finished while we loaded. What we read may be
+        // older than it, or newer than what the cache now holds (a second
+        // write that reached the store but not yet the cache): either way,
+        // answering with the cached entry keeps every caller's successive
+        // reads from going back in time.
+        outcome.value =
+            current->negative
+                ? std::nullopt
+                : std::optional<Versioned<V>>(Versioned<V>{current->value, current->version});
       }
     } catch (...) {
       claim.flight->fail(std::current_exception());
