@@ -39,7 +39,7 @@
 #include "errors.hpp"
 #include "hooks.hpp"
 #include "options.hpp"
-#include "policy/lru.hpp"
+#include "policy/w_tinylfu.hpp"
 #include "stats.hpp"
 #include "versioned.hpp"
 
@@ -47,7 +47,7 @@ namespace rtcache {
 
 /// The eviction policy used when none is named: adaptive W-TinyLFU, the best
 /// hit ratio of the policies shipped (see docs/hit-ratio.md).
-using DefaultPolicy = policy::Lru;
+using DefaultPolicy = policy::WTinyLfu;
 
 namespace detail {
 /// How many loader calls the current thread is inside (a loader may use the

@@ -8,7 +8,12 @@
 #include "errors.hpp"              // IWYU pragma: export
 #include "hooks.hpp"               // IWYU pragma: export
 #include "options.hpp"             // IWYU pragma: export
+#include "policy/clock.hpp"        // IWYU pragma: export
+#include "policy/fifo.hpp"         // IWYU pragma: export
 #include "policy/lru.hpp"          // IWYU pragma: export
+#include "policy/s3fifo.hpp"       // IWYU pragma: export
+#include "policy/sieve.hpp"        // IWYU pragma: export
+#include "policy/w_tinylfu.hpp"    // IWYU pragma: export
 #include "read_through_cache.hpp"  // IWYU pragma: export
 #include "stats.hpp"               // IWYU pragma: export
 #include "versioned.hpp"           // IWYU pragma: export

@@ -1,0 +1,157 @@
+#pragma once
+
+/// \file
+/// The frequency sketch of the W-TinyLFU policy.
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "hash.hpp"
+
+namespace rtcache::detail {
+
+/// A count-min sketch of 4-bit counters that estimates how often each key was
+/// seen recently (Cormode and Muthukrishnan, "An improved data stream summary:
+/// the count-min sketch and its applications", J. Algorithms 2005; as used by
+/// TinyLFU, Einziger, Friedman and Manes, ACM TOS 2017).
+///
+/// Each key has four counters, one in each of four rows, and the estimate is
+/// the smallest of them. The four counters of a key all lie in one 64-byte
+/// block (eight words of sixteen counters: two words per row), so an update
+/// or a query touches one cache line. Counters saturate at 15. The table has
+/// about 32 counters per entry of capacity (two words), so that collisions
+/// rarely inflate an estimate.
+///
+/// Aging: after `sample_size()` increments (six per entry of capacity; TinyLFU
+/// and Caffeine use ten, six kept the estimates closer to the current phase
+/// of the LIRS traces in `docs/hit-ratio.md`) every counter is halved, so the
+/// sketch forgets old popularity and follows a changing workload.
+///
+/// The key's hash is spread once more with the seed, so the block and the
+/// counters do not depend only on bits the cache also uses to pick a shard or
+/// a bucket, and so that keys crafted to collide in one process do not collide
+/// in another. Not thread-safe: the owner serializes calls.
+class FrequencySketch {
+ public:
+  static constexpr unsigned kMaxCount = 15;
+  /// Increments between two halvings, per entry of capacity.
+  static constexpr std::size_t kSamplesPerEntry = 6;
+  /// Table words (of 16 counters) per entry of capacity.
+  static constexpr std::size_t kWordsPerEntry = 2;
+
+  /// A sketch for a cache of `capacity` entries.
+  FrequencySketch(std::size_t capacity, std::uint64_t seed)
+      : block_mask_(block_count_for(capacity) - 1),
+        blocks_(std::make_unique<Block[]>(block_mask_ + 1)),
+        sample_size_((capacity < 1 ? 1 : capacity) * kSamplesPerEntry),
+        seed_(seed) {}
+
+  /// Counts one occurrence of the key with this hash.
+  void increment(std::uint64_t hash) noexcept {
+    const std::uint64_t h = spread(hash);
+    Block& block = blocks_[h & block_mask_];
+    bool added = false;
+    for (unsigned row = 0; row < kRows; ++row) {
+      if (read(block, h, row) < kMaxCount) {
+        add_one(block, h, row);
+        added = true;
+      }
+    }
+    if (added && ++additions_ >= sample_size_) halve();
+  }
+
+  /// The estimated number of recent occurrences of the key, at most 15.
+  [[nodiscard]] unsigned frequency(std::uint64_t hash) const noexcept {
+    const std::uint64_t h = spread(hash);
+    const Block& block = blocks_[h & block_mask_];
+    unsigned min = kMaxCount;
+    for (unsigned row = 0; row < kRows; ++row) {
+      const unsigned count = read(block, h, row);
+      if (count < min) min = count;
+    }
+    return min;
+  }
+
+  /// Halves every counter (the aging step, also run automatically).
+  void halve() noexcept {
+    std::size_t odd = 0;
+    for (std::size_t b = 0; b <= block_mask_; ++b) {
+      for (std::uint64_t& word : blocks_[b].words) {
+        odd += static_cast<std::size_t>(std::popcount(word & kLowBits));
+        word = (word >> 1) & kHalfMask;
+      }
+    }
+    // Each halved odd counter lost half an increment; count them as lost.
+    const std::size_t lost = odd / kRows;
+    additions_ = (additions_ > lost ? additions_ - lost : 0) / 2;
+  }
+
+  /// Increments since the last halving, as the sketch accounts them.
+  [[nodiscard]] std::size_t additions() const noexcept { return additions_; }
+  /// Increments between two halvings.
+  [[nodiscard]] std::size_t sample_size() const noexcept { return sample_size_; }
+  /// Number of 64-byte blocks.
+  [[nodiscard]] std::size_t block_count() const noexcept { return block_mask_ + 1; }
+
+  /// For tests: the index of the 64-byte block that holds the key's counters.
+  [[nodiscard]] std::size_t block_of(std::uint64_t hash) const noexcept {
+    return static_cast<std::size_t>(spread(hash) & block_mask_);
+  }
+
+  /// For tests: calls `f(word_address, shift)` for each of the key's four
+  /// counters (the counter is `(*word_address >> shift) & 15`).
+  template <class F>
+  void for_each_counter(std::uint64_t hash, F&& f) const {
+    const std::uint64_t h = spread(hash);
+    const Block& block = blocks_[h & block_mask_];
+    for (unsigned row = 0; row < kRows; ++row) {
+      f(&block.words[word_index(h, row)], shift(h, row));
+    }
+  }
+
+ private:
+  static constexpr unsigned kRows = 4;
+  static constexpr std::uint64_t kLowBits = 0x1111'1111'1111'1111ULL;
+  static constexpr std::uint64_t kHalfMask = 0x7777'7777'7777'7777ULL;
+
+  struct alignas(64) Block {
+    std::uint64_t words[8] = {};
+  };
+
+  static std::size_t block_count_for(std::size_t capacity) noexcept {
+    // kWordsPerEntry words per entry, in whole blocks of 8 words.
+    const std::size_t words = capacity < 4 ? 8 : capacity * kWordsPerEntry;
+    const std::size_t max_blocks = std::size_t{1} << 26;  // 4 GiB: far beyond any real cache
+    const std::size_t blocks = std::bit_ceil(words) / 8;
+    return blocks > max_blocks ? max_blocks : blocks;
+  }
+
+  [[nodiscard]] std::uint64_t spread(std::uint64_t hash) const noexcept {
+    return mix64(hash ^ seed_);
+  }
+
+  // The block comes from the low bits of the spread hash; each row takes its
+  // word and counter from a separate byte of the high half.
+  static unsigned word_index(std::uint64_t h, unsigned row) noexcept {
+    return row * 2 + static_cast<unsigned>((h >> (32 + row * 8)) & 1);
+  }
+  static unsigned shift(std::uint64_t h, unsigned row) noexcept {
+    return static_cast<unsigned>((h >> (33 + row * 8)) & 15) * 4;
+  }
+  static unsigned read(const Block& block, std::uint64_t h, unsigned row) noexcept {
+    return static_cast<unsigned>((block.words[word_index(h, row)] >> shift(h, row)) & 15);
+  }
+  static void add_one(Block& block, std::uint64_t h, unsigned row) noexcept {
+    block.words[word_index(h, row)] += std::uint64_t{1} << shift(h, row);
+  }
+
+  std::size_t block_mask_;
+  std::unique_ptr<Block[]> blocks_;
+  std::size_t sample_size_;
+  std::size_t additions_ = 0;
+  std::uint64_t seed_;
+};
+
+}  // namespace rtcache::detail
