@@ -20,7 +20,9 @@ using rtcache::test::StoreWriter;
 namespace {
 
 using Event = std::tuple<int, std::string, RemovalCause>;
-using Cache = rtcache::ReadThroughCache<int, std::string, StoreLoader<>, StoreWriter<>>;
+// LRU, so that the eviction in the first test is the one written by hand.
+using Cache =
+    rtcache::ReadThroughCache<int, std::string, StoreLoader<>, StoreWriter<>, rtcache::policy::Lru>;
 
 }  // namespace
 

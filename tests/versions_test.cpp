@@ -135,3 +135,31 @@ TEST_CASE("invalidate_if_older keeps an entry at that version or newer") {
   cache.invalidate_if_older(2, 1);  // an unknown version is never trusted over a message
   CHECK(cache.get_if_present(2) == std::nullopt);
 }
+
+TEST_CASE("a newer version announced while a put is in progress wins over that put") {
+  FakeStore<> store;
+  std::latch in_writer(1);
+  std::latch release(1);
+  struct SlowWriter {
+    FakeStore<>* store;
+    std::latch* in_writer;
+    std::latch* release;
+    rtcache::Versioned<std::string> write(const int& key, const std::string& value) {
+      auto row = store->write(key, value);
+      in_writer->count_down();
+      release->wait();
+      return row;
+    }
+  };
+  rtcache::ReadThroughCache<int, std::string, StoreLoader<>, SlowWriter> cache(
+      rtcache::Options{.capacity = 8, .seed = 1}, StoreLoader<>{&store},
+      SlowWriter{&store, &in_writer, &release});
+  std::thread writer([&] { cache.put(1, "mine"); });  // the store answers version 1
+  in_writer.wait();
+  store.set(1, "theirs");           // another instance writes version 2...
+  cache.invalidate_if_older(1, 2);  // ...and its message arrives before our put ends
+  release.count_down();
+  writer.join();
+  CHECK(cache.get_if_present(1) == std::nullopt);  // "mine" (version 1) was not cached
+  CHECK(cache.get_versioned(1) == Row({"theirs", 2}));
+}

@@ -385,6 +385,8 @@ class ReadThroughCache {
     std::lock_guard lock(shard.mutex);
     if (auto it = shard.pending.find(key); it != shard.pending.end()) {
       supersede_load_locked(it->second);
+      // A write of the key in progress here must not install an older version.
+      it->second.version_floor = std::max(it->second.version_floor, version);
     }
     Entry* e = find_locked(shard, h, key);
     if (e != nullptr && (e->version == kUnknownVersion || e->version < version)) {
@@ -1293,10 +1295,11 @@ class ReadThroughCache {
                             Versioned<V>&& stored, std::uint32_t weight, Removals& removals) {
     supersede_load_locked(state);
     Entry* current = find_locked(shard, h, key);
-    if (current != nullptr && !current->negative && is_older(stored.version, current->version)) {
-      // The store reported an older version than one we hold: trust neither
-      // and let the next get load the current row.
-      remove_locked(shard, current, RemovalCause::kInvalidated, removals);
+    if (is_older(stored.version, state.version_floor) ||
+        (current != nullptr && !current->negative && is_older(stored.version, current->version))) {
+      // The store reported an older version than one we hold or were told
+      // of: trust neither and let the next get load the current row.
+      if (current != nullptr) remove_locked(shard, current, RemovalCause::kInvalidated, removals);
       return;
     }
     try {

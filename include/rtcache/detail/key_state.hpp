@@ -71,6 +71,9 @@ struct KeyState {
   std::shared_ptr<LoadFlight<V>> load;  ///< the load in progress, if any
   std::thread::id writer;               ///< the thread whose write is in progress, if any
   std::uint32_t waiting_writers = 0;    ///< writers queued behind it
+  /// The newest version another instance announced for the key while this
+  /// work was in progress: a write that returns an older one is not cached.
+  std::uint64_t version_floor = 0;
 
   [[nodiscard]] bool idle() const noexcept {
     return load == nullptr && writer == std::thread::id{} && waiting_writers == 0;
