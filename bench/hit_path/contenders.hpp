@@ -15,10 +15,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <rtcache/read_through_cache.hpp>
 #include <shared_mutex>
 #include <unordered_map>
-
-#include <rtcache/read_through_cache.hpp>
 
 #include "lru_baselines.hpp"
 

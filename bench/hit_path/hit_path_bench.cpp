@@ -48,9 +48,12 @@ constexpr std::array kWorkloads{Workload::kRead100, Workload::kRead75, Workload:
 const char* name_of(Size size) { return size == Size::kSmall ? "small" : "large"; }
 const char* name_of(Workload workload) {
   switch (workload) {
-    case Workload::kRead100: return "read100";
-    case Workload::kRead75: return "read75";
-    case Workload::kWrite100: return "write100";
+    case Workload::kRead100:
+      return "read100";
+    case Workload::kRead75:
+      return "read75";
+    case Workload::kWrite100:
+      return "write100";
   }
   return "?";
 }
@@ -61,7 +64,9 @@ std::array<std::atomic<const KeySet*>, 2> g_key_sets{};
 
 /// The key walk of `size`, generated on first use (never while timing).
 const KeySet& key_set(Size size) {
-  auto make = [](std::size_t slots) { return make_scrambled_zipf_keys(slots, slots / 3, kKeySeed); };
+  auto make = [](std::size_t slots) {
+    return make_scrambled_zipf_keys(slots, slots / 3, kKeySeed);
+  };
   if (size == Size::kSmall) {
     static const KeySet small = make(std::size_t{1} << 15);
     g_key_sets[0] = &small;
@@ -124,8 +129,8 @@ void run_hit_path(benchmark::State& state, Size size) {
   if constexpr (W == Workload::kRead75) reads = ops - (i / 4 - start / 4);  // i % 4 == 3 wrote
   if (reads > 0) {
     const double misses = static_cast<double>(t_loads - loads_before);
-    state.counters["hit_ratio"] =
-        benchmark::Counter(1.0 - misses / static_cast<double>(reads), benchmark::Counter::kAvgThreads);
+    state.counters["hit_ratio"] = benchmark::Counter(1.0 - misses / static_cast<double>(reads),
+                                                     benchmark::Counter::kAvgThreads);
   }
 }
 
@@ -133,7 +138,8 @@ template <class C>
 void register_contender(const char* contender) {
   for (Size size : kSizes) {
     for (Workload workload : kWorkloads) {
-      const std::string name = std::string(name_of(size)) + "/" + name_of(workload) + "/" + contender;
+      const std::string name =
+          std::string(name_of(size)) + "/" + name_of(workload) + "/" + contender;
       benchmark::internal::Benchmark* b = nullptr;
       switch (workload) {
         case Workload::kRead100:
@@ -143,7 +149,8 @@ void register_contender(const char* contender) {
           b = benchmark::RegisterBenchmark(name.c_str(), run_hit_path<C, Workload::kRead75>, size);
           break;
         case Workload::kWrite100:
-          b = benchmark::RegisterBenchmark(name.c_str(), run_hit_path<C, Workload::kWrite100>, size);
+          b = benchmark::RegisterBenchmark(name.c_str(), run_hit_path<C, Workload::kWrite100>,
+                                           size);
           break;
       }
       b->UseRealTime()->Threads(1);
@@ -157,7 +164,7 @@ void register_contender(const char* contender) {
 struct Result {
   double items_per_second = 0;
   std::optional<double> hit_ratio;
-  double cpu_share = 0;  ///< CPU time / real time (of one thread, for 1-thread runs)
+  double cpu_share = 0;      ///< CPU time / real time (of one thread, for 1-thread runs)
   double cpu_ns_per_op = 0;  ///< CPU time per operation (meaningful for 1-thread runs)
 };
 
@@ -184,7 +191,8 @@ struct ContenderInfo {
 
 /// The contenders in display order, with what they are.
 constexpr std::array kContenders{
-    ContenderInfo{"rtcache_default", "rtcache::ReadThroughCache, rtcache::DefaultPolicy (get / put)"},
+    ContenderInfo{"rtcache_default",
+                  "rtcache::ReadThroughCache, rtcache::DefaultPolicy (get / put)"},
     ContenderInfo{"rtcache_sieve", "rtcache::ReadThroughCache, policy::Sieve (get / put)"},
     ContenderInfo{"mutex_lru", "std::mutex + std::unordered_map + std::list LRU (one lock)"},
     ContenderInfo{"shared_mutex_lru",
@@ -249,7 +257,8 @@ class SummaryReporter : public benchmark::ConsoleReporter {
     if (run.real_accumulated_time > 0) {
       result.cpu_share = run.cpu_accumulated_time / run.real_accumulated_time;
     }
-    result.cpu_ns_per_op = run.GetAdjustedCPUTime() * 1e9 / benchmark::GetTimeUnitMultiplier(run.time_unit);
+    result.cpu_ns_per_op =
+        run.GetAdjustedCPUTime() * 1e9 / benchmark::GetTimeUnitMultiplier(run.time_unit);
     if (result.items_per_second > 0) results_[key] = result;
   }
 
@@ -293,16 +302,19 @@ class SummaryReporter : public benchmark::ConsoleReporter {
         << fixed(start_load_, 2) << " at start, " << fixed(load_average(), 2) << " at end";
     if (share_count > 0) {
       const double share = share_sum / share_count;
-      out << "; 1-thread runs got " << fixed(100 * share, 0) << "% of a core (CPU time / real time)";
-      if (share < 0.9) out << "\n  WARNING: the machine was busy; absolute numbers are inflated and ratios noisy";
+      out << "; 1-thread runs got " << fixed(100 * share, 0)
+          << "% of a core (CPU time / real time)";
+      if (share < 0.9)
+        out << "\n  WARNING: the machine was busy; absolute numbers are inflated and ratios noisy";
     }
     out << "\n";
     for (std::size_t i = 0; i < g_key_sets.size(); ++i) {
       const KeySet* keys = g_key_sets[i].load();
       if (keys == nullptr) continue;
-      out << (i == 0 ? "small" : "large") << ": " << keys->slots << " key slots, YCSB scrambled Zipf(0.99) over "
-          << keys->items << " items; " << keys->distinct.size()
-          << " distinct keys; cache capacity " << capacity_for(*keys) << "\n";
+      out << (i == 0 ? "small" : "large") << ": " << keys->slots
+          << " key slots, YCSB scrambled Zipf(0.99) over " << keys->items << " items; "
+          << keys->distinct.size() << " distinct keys; cache capacity " << capacity_for(*keys)
+          << "\n";
     }
     out << "contenders:\n";
     for (const auto& c : kContenders) {
@@ -314,13 +326,15 @@ class SummaryReporter : public benchmark::ConsoleReporter {
            "operations of all threads, i.e. this number divided by the thread count.\n"
            "'1 thr CPU' is CPU time per operation at 1 thread: it leaves out the time the\n"
            "thread was descheduled, so it stays meaningful on a busy machine.\n";
-    out << padded("size", 6, false) << padded("workload", 10, false) << padded("contender", 20, false)
-        << padded("1 thr", 9) << padded("2 thr", 9) << padded("4 thr", 9) << padded("Mops/s@2", 10)
-        << padded("hit ratio", 11) << padded("1 thr CPU", 11) << "\n";
+    out << padded("size", 6, false) << padded("workload", 10, false)
+        << padded("contender", 20, false) << padded("1 thr", 9) << padded("2 thr", 9)
+        << padded("4 thr", 9) << padded("Mops/s@2", 10) << padded("hit ratio", 11)
+        << padded("1 thr CPU", 11) << "\n";
     for (const char* size : {"small", "large"}) {
       for (const char* workload : {"read100", "read75", "write100"}) {
         for (const auto& c : kContenders) {
-          std::string line = padded(size, 6, false) + padded(workload, 10, false) + padded(c.name, 20, false);
+          std::string line =
+              padded(size, 6, false) + padded(workload, 10, false) + padded(c.name, 20, false);
           bool any = false;
           double min_hit = 2;
           for (int threads : kThreadCounts) {
@@ -341,12 +355,13 @@ class SummaryReporter : public benchmark::ConsoleReporter {
       }
     }
 
-    const std::array baselines{"mutex_lru", "shared_mutex_lru", "tbb_chm", "libcuckoo",
-                               "std_umap_unlocked", "absl_flat_unlocked"};
+    const std::array baselines{"mutex_lru", "shared_mutex_lru",  "tbb_chm",
+                               "libcuckoo", "std_umap_unlocked", "absl_flat_unlocked"};
     for (const char* rt : {"rtcache_default", "rtcache_sieve"}) {
       if (!has_contender(rt)) continue;
       out << "\n" << rt << " throughput / baseline throughput, same threads (>1: rtcache faster)\n";
-      std::string header = padded("size", 6, false) + padded("workload", 10, false) + padded("thr", 4, false);
+      std::string header =
+          padded("size", 6, false) + padded("workload", 10, false) + padded("thr", 4, false);
       for (const char* b : baselines) {
         if (has_contender(b)) header += padded(b, 19);
       }
@@ -390,30 +405,34 @@ class SummaryReporter : public benchmark::ConsoleReporter {
           return *a / *b;
         };
         line("(1) read100 1 thr ns/op vs std_umap_unlocked",
-             ratio(ns_per_op(size, "read100", rt, 1), ns_per_op(size, "read100", "std_umap_unlocked", 1)),
+             ratio(ns_per_op(size, "read100", rt, 1),
+                   ns_per_op(size, "read100", "std_umap_unlocked", 1)),
              2.0, true);
         line("(1) read100 1 thr ns/op vs absl_flat_unlocked",
-             ratio(ns_per_op(size, "read100", rt, 1), ns_per_op(size, "read100", "absl_flat_unlocked", 1)),
+             ratio(ns_per_op(size, "read100", rt, 1),
+                   ns_per_op(size, "read100", "absl_flat_unlocked", 1)),
              2.0, true);
         auto cpu_ns = [&](const char* contender) -> std::optional<double> {
           const Result* r = find(size, "read100", contender, 1);
           if (r == nullptr) return std::nullopt;
           return r->cpu_ns_per_op;
         };
-        line("(1) same, CPU time: vs std_umap_unlocked", ratio(cpu_ns(rt), cpu_ns("std_umap_unlocked")),
-             2.0, true);
-        line("(1) same, CPU time: vs absl_flat_unlocked", ratio(cpu_ns(rt), cpu_ns("absl_flat_unlocked")),
-             2.0, true);
+        line("(1) same, CPU time: vs std_umap_unlocked",
+             ratio(cpu_ns(rt), cpu_ns("std_umap_unlocked")), 2.0, true);
+        line("(1) same, CPU time: vs absl_flat_unlocked",
+             ratio(cpu_ns(rt), cpu_ns("absl_flat_unlocked")), 2.0, true);
         line("(2) read100 throughput 2 thr / 1 thr",
-             ratio(throughput(size, "read100", rt, 2), throughput(size, "read100", rt, 1)), 1.8, false);
+             ratio(throughput(size, "read100", rt, 2), throughput(size, "read100", rt, 1)), 1.8,
+             false);
         line("(2) read100 2 thr throughput vs mutex_lru",
-             ratio(throughput(size, "read100", rt, 2), throughput(size, "read100", "mutex_lru", 2)), 3.0,
-             false);
+             ratio(throughput(size, "read100", rt, 2), throughput(size, "read100", "mutex_lru", 2)),
+             3.0, false);
         line("(2) read100 2 thr throughput vs libcuckoo",
-             ratio(throughput(size, "read100", rt, 2), throughput(size, "read100", "libcuckoo", 2)), 1.0,
-             false);
+             ratio(throughput(size, "read100", rt, 2), throughput(size, "read100", "libcuckoo", 2)),
+             1.0, false);
         line("(3) read75 2 thr throughput vs tbb_chm",
-             ratio(throughput(size, "read75", rt, 2), throughput(size, "read75", "tbb_chm", 2)), 1.5, false);
+             ratio(throughput(size, "read75", rt, 2), throughput(size, "read75", "tbb_chm", 2)),
+             1.5, false);
       }
     }
     out.flush();
@@ -429,26 +448,30 @@ void register_all() {
 #ifdef RTCACHE_BENCH_HAVE_SIEVE
   register_contender<RtcacheContender<rtcache::policy::Sieve>>("rtcache_sieve");
 #else
-  std::fprintf(stderr, "rtcache-bench: skipping rtcache_sieve (rtcache/policy/sieve.hpp not found)\n");
+  std::fprintf(stderr,
+               "rtcache-bench: skipping rtcache_sieve (rtcache/policy/sieve.hpp not found)\n");
 #endif
   register_contender<LruContender<std::mutex>>("mutex_lru");
   register_contender<LruContender<std::shared_mutex>>("shared_mutex_lru");
 #ifdef RTCACHE_BENCH_HAVE_TBB
   register_contender<TbbContender>("tbb_chm");
 #else
-  std::fprintf(stderr, "rtcache-bench: skipping tbb_chm (libtbb-dev not found at configure time)\n");
+  std::fprintf(stderr,
+               "rtcache-bench: skipping tbb_chm (libtbb-dev not found at configure time)\n");
 #endif
 #ifdef RTCACHE_BENCH_HAVE_LIBCUCKOO
   register_contender<CuckooContender>("libcuckoo");
 #else
-  std::fprintf(stderr, "rtcache-bench: skipping libcuckoo (libcuckoo-dev not found at configure time)\n");
+  std::fprintf(stderr,
+               "rtcache-bench: skipping libcuckoo (libcuckoo-dev not found at configure time)\n");
 #endif
   register_contender<UnlockedContender<std::unordered_map<Key, Value>>>("std_umap_unlocked");
 #ifdef RTCACHE_BENCH_HAVE_ABSL
   register_contender<UnlockedContender<absl::flat_hash_map<Key, Value>>>("absl_flat_unlocked");
 #else
-  std::fprintf(stderr,
-               "rtcache-bench: skipping absl_flat_unlocked (libabsl-dev not found at configure time)\n");
+  std::fprintf(
+      stderr,
+      "rtcache-bench: skipping absl_flat_unlocked (libabsl-dev not found at configure time)\n");
 #endif
 }
 

@@ -26,12 +26,11 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <rtcache/policy/lru.hpp>
+#include <rtcache/read_through_cache.hpp>
 #include <string>
 #include <unordered_map>
 #include <vector>
-
-#include <rtcache/policy/lru.hpp>
-#include <rtcache/read_through_cache.hpp>
 
 #include "lru_baselines.hpp"
 #include "zipf_keys.hpp"
@@ -81,7 +80,8 @@ void counted_free(void* p, std::size_t size, bool sized) noexcept {
   if (p == nullptr) return;
   const auto usable = static_cast<std::int64_t>(malloc_usable_size(p));
   if (!sized) g_unsized_frees.fetch_add(1, std::memory_order_relaxed);
-  g_requested.fetch_sub(sized ? static_cast<std::int64_t>(size) : usable, std::memory_order_relaxed);
+  g_requested.fetch_sub(sized ? static_cast<std::int64_t>(size) : usable,
+                        std::memory_order_relaxed);
   g_usable.fetch_sub(usable, std::memory_order_relaxed);
   g_blocks.fetch_sub(1, std::memory_order_relaxed);
   std::free(p);
@@ -93,8 +93,12 @@ constexpr std::size_t kDefaultAlign = alignof(std::max_align_t);
 
 void* operator new(std::size_t n) { return counted_alloc_or_throw(n, kDefaultAlign); }
 void* operator new[](std::size_t n) { return counted_alloc_or_throw(n, kDefaultAlign); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return counted_alloc(n, kDefaultAlign); }
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return counted_alloc(n, kDefaultAlign); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  return counted_alloc(n, kDefaultAlign);
+}
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
+  return counted_alloc(n, kDefaultAlign);
+}
 void* operator new(std::size_t n, std::align_val_t a) {
   return counted_alloc_or_throw(n, static_cast<std::size_t>(a));
 }
@@ -116,8 +120,12 @@ void operator delete(void* p, const std::nothrow_t&) noexcept { counted_free(p, 
 void operator delete[](void* p, const std::nothrow_t&) noexcept { counted_free(p, 0, false); }
 void operator delete(void* p, std::align_val_t) noexcept { counted_free(p, 0, false); }
 void operator delete[](void* p, std::align_val_t) noexcept { counted_free(p, 0, false); }
-void operator delete(void* p, std::size_t n, std::align_val_t) noexcept { counted_free(p, n, true); }
-void operator delete[](void* p, std::size_t n, std::align_val_t) noexcept { counted_free(p, n, true); }
+void operator delete(void* p, std::size_t n, std::align_val_t) noexcept {
+  counted_free(p, n, true);
+}
+void operator delete[](void* p, std::size_t n, std::align_val_t) noexcept {
+  counted_free(p, n, true);
+}
 void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept {
   counted_free(p, 0, false);
 }
@@ -233,8 +241,8 @@ int main(int argc, char** argv) {
   results.push_back(measure_mutex_lru(keys));
   results.push_back(measure_unordered_map(keys));
 
-  std::printf("rtcache-memory: K = V = std::uint64_t, capacity %zu, %zu distinct keys put\n", entries,
-              entries);
+  std::printf("rtcache-memory: K = V = std::uint64_t, capacity %zu, %zu distinct keys put\n",
+              entries, entries);
   std::printf("bytes per held entry; overhead = total - sizeof(K) - sizeof(V) = total - %.0f\n\n",
               kPayload);
   std::printf("%-46s %9s %10s %10s %10s %10s %8s\n", "cache", "entries", "requested", "overhead",
@@ -244,8 +252,10 @@ int main(int argc, char** argv) {
                 m.requested, m.requested - kPayload, m.usable, m.arena, m.blocks);
   }
   std::printf(
-      "\n  requested: bytes asked of operator new; usable: malloc_usable_size (allocator rounding);\n"
-      "  arena: glibc mallinfo2 in-use bytes (with block headers); blocks: live allocations per entry\n");
+      "\n  requested: bytes asked of operator new; usable: malloc_usable_size (allocator "
+      "rounding);\n"
+      "  arena: glibc mallinfo2 in-use bytes (with block headers); blocks: live allocations per "
+      "entry\n");
   if (g_unsized_frees.load() != 0) {
     std::printf("  (%lld unsized deletes were counted at their usable size)\n",
                 static_cast<long long>(g_unsized_frees.load()));
@@ -257,14 +267,16 @@ int main(int argc, char** argv) {
     if (m.name.rfind("mutex_lru", 0) == 0) lru = &m;
   }
   auto verdict = [](double overhead) { return overhead <= kOverheadGoal ? "met" : "NOT MET"; };
-  std::printf("\nrtcache DefaultPolicy overhead per entry (goal <= %.0f B): %.1f B requested (%s), "
-              "%.1f B usable (%s), %.1f B arena\n",
-              kOverheadGoal, rt.requested - kPayload, verdict(rt.requested - kPayload),
-              rt.usable - kPayload, verdict(rt.usable - kPayload), rt.arena - kPayload);
+  std::printf(
+      "\nrtcache DefaultPolicy overhead per entry (goal <= %.0f B): %.1f B requested (%s), "
+      "%.1f B usable (%s), %.1f B arena\n",
+      kOverheadGoal, rt.requested - kPayload, verdict(rt.requested - kPayload),
+      rt.usable - kPayload, verdict(rt.usable - kPayload), rt.arena - kPayload);
   if (lru != nullptr) {
-    std::printf("ratio rtcache DefaultPolicy / mutex_lru, total bytes per entry: %.2f requested, "
-                "%.2f usable, %.2f arena\n",
-                rt.requested / lru->requested, rt.usable / lru->usable, rt.arena / lru->arena);
+    std::printf(
+        "ratio rtcache DefaultPolicy / mutex_lru, total bytes per entry: %.2f requested, "
+        "%.2f usable, %.2f arena\n",
+        rt.requested / lru->requested, rt.usable / lru->usable, rt.arena / lru->arena);
   }
   return 0;
 }

@@ -44,10 +44,10 @@ class SplitMix64 {
 
 /// One precomputed key array.
 struct KeySet {
-  std::size_t slots = 0;                 ///< size of `keys`, a power of two
-  std::size_t items = 0;                 ///< the key space the keys are drawn from
-  std::vector<std::uint64_t> keys;       ///< the walk, `slots` keys
-  std::vector<std::uint64_t> distinct;   ///< each key of `keys` once, sorted by value
+  std::size_t slots = 0;                ///< size of `keys`, a power of two
+  std::size_t items = 0;                ///< the key space the keys are drawn from
+  std::vector<std::uint64_t> keys;      ///< the walk, `slots` keys
+  std::vector<std::uint64_t> distinct;  ///< each key of `keys` once, sorted by value
 };
 
 /// YCSB's Zipfian generator (Gray et al., "Quickly Generating Billion-Record

@@ -43,8 +43,9 @@ class Products {
   explicit Products(const std::string& path) {
     if (sqlite3_open(path.c_str(), &db_) != SQLITE_OK) throw std::runtime_error("open failed");
     sqlite3_busy_timeout(db_, 5000);
-    exec("CREATE TABLE IF NOT EXISTS products(id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-         "version INTEGER NOT NULL)");
+    exec(
+        "CREATE TABLE IF NOT EXISTS products(id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+        "version INTEGER NOT NULL)");
     select_ = prepare("SELECT name, version FROM products WHERE id = ?");
     upsert_ = prepare(
         "INSERT INTO products(id, name, version) VALUES(?1, ?2, 1) "
@@ -144,10 +145,11 @@ struct Instance {
     } else {
       std::cout << "not found";
     }
-    std::cout << "  [" << (after.l2_hits > before.l2_hits ? "from Redis"
-                           : after.l2_misses > before.l2_misses || after.l2_skipped > before.l2_skipped
-                               ? "from the database"
-                               : "from the local cache")
+    std::cout << "  ["
+              << (after.l2_hits > before.l2_hits ? "from Redis"
+                  : after.l2_misses > before.l2_misses || after.l2_skipped > before.l2_skipped
+                      ? "from the database"
+                      : "from the local cache")
               << "]\n";
   }
 
@@ -167,7 +169,8 @@ struct Instance {
   std::string name;
   Products products;
   Tier tier;
-  rtcache::ReadThroughCache<int, std::string, Tier::Loader<ProductLoader>, Tier::Writer<ProductWriter>>
+  rtcache::ReadThroughCache<int, std::string, Tier::Loader<ProductLoader>,
+                            Tier::Writer<ProductWriter>>
       cache;
   rtcache::redis::Attachment attachment;
 };

@@ -240,7 +240,8 @@ int main(int argc, char** argv) {
         std::uint64_t n = 0;
         in >> n;
         const bool disconnects = command == "wait_disconnects";
-        out << wait([&](const auto& s) { return (disconnects ? s.disconnects : s.reconnects) >= n; });
+        out << wait(
+            [&](const auto& s) { return (disconnects ? s.disconnects : s.reconnects) >= n; });
       } else if (command == "quit") {
         break;
       } else {

@@ -68,7 +68,9 @@ class MessageLog {
 
 /// `options` with its messages recorded in `log`.
 inline redis::TierOptions logged(redis::TierOptions options, MessageLog& log) {
-  options.on_message = [&log](std::string_view key, std::uint64_t version) { log.record(key, version); };
+  options.on_message = [&log](std::string_view key, std::uint64_t version) {
+    log.record(key, version);
+  };
   return options;
 }
 

@@ -40,8 +40,7 @@ struct Instance {
       : Instance(store, std::move(options), DbLoader{&store}) {}
 
   Tier tier;
-  rtcache::ReadThroughCache<int, std::string, Tier::Loader<DbLoader>,
-                            Tier::Writer<StoreWriter<>>>
+  rtcache::ReadThroughCache<int, std::string, Tier::Loader<DbLoader>, Tier::Writer<StoreWriter<>>>
       cache;
   rtcache::redis::Attachment attachment;
 };
@@ -49,7 +48,7 @@ struct Instance {
 /// Reads what Redis holds for a key: "<20-digit version><v|t><value>", or "".
 std::string redis_record(int port, const std::string& key) {
   rtcache::redis::Connection c("127.0.0.1", port, std::chrono::milliseconds(500),
-                              std::chrono::milliseconds(2000));
+                               std::chrono::milliseconds(2000));
   return std::string(c.command({"GET", "test:" + key}).text());
 }
 
@@ -94,7 +93,8 @@ TEST_CASE("shared L2: two instances load a key from the database once", "[redis]
 
   for (int k = 0; k < 10; ++k) CHECK(a.cache.get(k) == "value " + std::to_string(k));
   CHECK(store.reads() == 10);
-  for (int k = 0; k < 10; ++k) CHECK(b.cache.get_versioned(k)->value == "value " + std::to_string(k));
+  for (int k = 0; k < 10; ++k)
+    CHECK(b.cache.get_versioned(k)->value == "value " + std::to_string(k));
   CHECK(store.reads() == 10);  // every one of b's loads was answered by Redis
 
   CHECK(a.tier.stats().l2_misses == 10);
@@ -121,20 +121,23 @@ TEST_CASE("a write through one instance reaches the other's next get", "[redis]"
   REQUIRE(b.cache.get_if_present(1) == "old");
 
   a.cache.put(1, "new");  // the database is at version 2 now
-  wait_for(b.tier, [](const auto& s) { return s.received == 1; }, "b receives a's message");
+  wait_for(
+      b.tier, [](const auto& s) { return s.received == 1; }, "b receives a's message");
   CHECK(b.cache.get_if_present(1) == std::nullopt);  // dropped
   const int reads = store.reads();
   CHECK(b.cache.get_versioned(1) == rtcache::Versioned<std::string>{"new", 2});
   CHECK(store.reads() == reads);  // from Redis: the writer stored the new value there
 
   // An instance ignores its own messages (its cache already holds the write).
-  wait_for(a.tier, [](const auto& s) { return s.ignored_own == 1; }, "a sees its own message");
+  wait_for(
+      a.tier, [](const auto& s) { return s.ignored_own == 1; }, "a sees its own message");
   CHECK(a.tier.stats().received == 0);
   CHECK(a.cache.get_if_present(1) == "new");
 
   SECTION("a message of a version the cache already holds changes nothing") {
     b.cache.put(1, "newer");  // version 3, cached by b; a drops its version 2
-    wait_for(a.tier, [](const auto& s) { return s.received == 1; }, "a receives b's message");
+    wait_for(
+        a.tier, [](const auto& s) { return s.received == 1; }, "a receives b's message");
     CHECK(a.cache.get_if_present(1) == std::nullopt);
     CHECK(a.cache.get(1) == "newer");
     CHECK(b.cache.get_if_present(1) == "newer");
@@ -142,7 +145,8 @@ TEST_CASE("a write through one instance reaches the other's next get", "[redis]"
 
   SECTION("put_if_version goes through the tier too") {
     CHECK(b.cache.put_if_version(1, "cas", 2).applied);
-    wait_for(a.tier, [](const auto& s) { return s.received == 1; }, "a receives b's message");
+    wait_for(
+        a.tier, [](const auto& s) { return s.received == 1; }, "a receives b's message");
     CHECK(a.cache.get(1) == "cas");
     CHECK_FALSE(a.cache.put_if_version(1, "lost", 2).applied);  // the store is at 3
     CHECK(a.cache.get(1) == "cas");
@@ -159,7 +163,8 @@ TEST_CASE("erase leaves a tombstone: the key is gone for every instance", "[redi
   REQUIRE(b.cache.get(1) == "doomed");
 
   a.cache.erase(1);
-  wait_for(b.tier, [](const auto& s) { return s.received == 1; }, "b receives the delete");
+  wait_for(
+      b.tier, [](const auto& s) { return s.received == 1; }, "b receives the delete");
   CHECK(b.cache.get_if_present(1) == std::nullopt);
   CHECK(b.cache.get(1) == std::nullopt);  // Redis holds a tombstone: a miss, then the database
   CHECK(redis_record(server.port(), "1").substr(20) == "t");
@@ -202,7 +207,8 @@ TEST_CASE("a slow load cannot bring an old version back into Redis", "[redis]") 
 
   CHECK(b.tier.stats().l2_refused == 1);  // b's fill of version 1 was refused
   CHECK(redis_record(server.port(), "1") == "00000000000000000002vv2");
-  wait_for(b.tier, [](const auto& s) { return s.received == 1; }, "b receives a's message");
+  wait_for(
+      b.tier, [](const auto& s) { return s.received == 1; }, "b receives a's message");
   CHECK(b.cache.get(1) == "v2");  // b's stale load was not kept either
 }
 
@@ -233,10 +239,12 @@ TEST_CASE("with Redis unreachable, loads and writes go to the database", "[redis
     Instance b(store, tier_options(port, "b"));  // not connected either
     server.start();
     // On subscribing, a redoes its postponed writes of key 1: one tombstone, one message.
-    wait_for(a.tier, [](const auto& s) { return s.connected && s.published == 1; },
-             "a subscribes and redoes the postponed writes");
+    wait_for(
+        a.tier, [](const auto& s) { return s.connected && s.published == 1; },
+        "a subscribes and redoes the postponed writes");
     CHECK(redis_record(port, "1") == "18446744073709551615t");
-    wait_for(b.tier, [](const auto& s) { return s.connected; }, "b subscribes");
+    wait_for(
+        b.tier, [](const auto& s) { return s.connected; }, "b subscribes");
     store.set(2, "two");
     CHECK(a.cache.get(2) == "two");
     CHECK(b.cache.get(2) == "two");
@@ -258,8 +266,10 @@ TEST_CASE("Redis killed mid-run: instances answer from the database, then recove
   REQUIRE(store.reads() == 4);
 
   server.stop();  // SIGKILL
-  wait_for(a.tier, [](const auto& s) { return s.disconnects == 1; }, "a notices");
-  wait_for(b.tier, [](const auto& s) { return s.disconnects == 1; }, "b notices");
+  wait_for(
+      a.tier, [](const auto& s) { return s.disconnects == 1; }, "a notices");
+  wait_for(
+      b.tier, [](const auto& s) { return s.disconnects == 1; }, "b notices");
   // Messages may be missed from now on: both dropped their local entries.
   CHECK(a.cache.size() == 0);
   CHECK(b.cache.size() == 0);
@@ -272,9 +282,10 @@ TEST_CASE("Redis killed mid-run: instances answer from the database, then recove
 
   server.start();  // same port, empty
   // a redoes its postponed write (a tombstone at version 2, a message) on reconnecting.
-  wait_for(a.tier, [](const auto& s) { return s.reconnects == 1 && s.published == 1; },
-           "a reconnects");
-  wait_for(b.tier, [](const auto& s) { return s.reconnects == 1; }, "b reconnects");
+  wait_for(
+      a.tier, [](const auto& s) { return s.reconnects == 1 && s.published == 1; }, "a reconnects");
+  wait_for(
+      b.tier, [](const auto& s) { return s.reconnects == 1; }, "b reconnects");
   CHECK(a.cache.size() == 0);  // dropped again on reconnect
   CHECK(b.cache.size() == 0);
   CHECK(redis_record(server.port(), "0") == "00000000000000000002t");
@@ -286,7 +297,8 @@ TEST_CASE("Redis killed mid-run: instances answer from the database, then recove
   CHECK(b.tier.stats().l2_hits == hits + 1);
   // ...and so do invalidations.
   a.cache.put(2, "after the return");  // version 2
-  wait_for(b.tier, [&](const auto&) { return heard_by_b.contains("2", 2); }, "b receives a's message");
+  wait_for(
+      b.tier, [&](const auto&) { return heard_by_b.contains("2", 2); }, "b receives a's message");
   CHECK(b.cache.get(2) == "after the return");
 }
 
@@ -300,12 +312,14 @@ TEST_CASE("a detached cache no longer hears invalidations", "[redis]") {
   CHECK_THROWS_AS((void)b.tier.attach(b.cache), std::logic_error);  // one cache per tier
   b.attachment.detach();
   a.cache.put(1, "new");
-  wait_for(b.tier, [](const auto& s) { return s.received == 1; }, "b's tier receives it");
+  wait_for(
+      b.tier, [](const auto& s) { return s.received == 1; }, "b's tier receives it");
   CHECK(b.cache.get_if_present(1) == "old");
 
   b.attachment = b.tier.attach(b.cache);  // attached again
   a.cache.put(1, "newer");
-  wait_for(b.tier, [](const auto& s) { return s.received == 2; }, "b's tier receives it");
+  wait_for(
+      b.tier, [](const auto& s) { return s.received == 2; }, "b's tier receives it");
   CHECK(b.cache.get_if_present(1) == std::nullopt);
 }
 
@@ -322,7 +336,8 @@ TEST_CASE("without the L2, Redis carries only invalidations", "[redis]") {
   REQUIRE(b.cache.get(1) == "old");
   CHECK(store.reads() == 2);  // each instance loads it
   a.cache.put(1, "new");
-  wait_for(b.tier, [](const auto& s) { return s.received == 1; }, "b receives a's message");
+  wait_for(
+      b.tier, [](const auto& s) { return s.received == 1; }, "b receives a's message");
   CHECK(b.cache.get(1) == "new");
   CHECK(store.reads() == 3);
   CHECK(redis_record(server.port(), "1").empty());
@@ -364,8 +379,10 @@ TEST_CASE("concurrent readers and writers on two instances converge", "[redis][s
   // Quiet: every message has arrived once each tier received what the other sent.
   const auto published_a = a.tier.stats().published;
   const auto published_b = b.tier.stats().published;
-  wait_for(b.tier, [&](const auto& s) { return s.received == published_a; }, "b hears all of a");
-  wait_for(a.tier, [&](const auto& s) { return s.received == published_b; }, "a hears all of b");
+  wait_for(
+      b.tier, [&](const auto& s) { return s.received == published_a; }, "b hears all of a");
+  wait_for(
+      a.tier, [&](const auto& s) { return s.received == published_b; }, "a hears all of b");
   for (int k = 0; k < kKeys; ++k) {
     INFO("key " << k);
     const auto row = store.peek(k);

@@ -127,7 +127,8 @@ class Database {
         "CREATE TABLE kv(id INTEGER PRIMARY KEY, value TEXT NOT NULL, version INTEGER NOT NULL);"
         "BEGIN;";
     for (int k = 1; k <= rows; ++k) {
-      sql += "INSERT INTO kv VALUES(" + std::to_string(k) + ", 'value-" + std::to_string(k) + "', 1);";
+      sql +=
+          "INSERT INTO kv VALUES(" + std::to_string(k) + ", 'value-" + std::to_string(k) + "', 1);";
     }
     sql += "COMMIT;";
     char* error = nullptr;
@@ -151,8 +152,8 @@ class Database {
 
 std::vector<std::string> instance_args(int port, const Database& db, const std::string& id,
                                        bool l2 = true) {
-  std::vector<std::string> args = {RTCACHE_REDIS_INSTANCE, "--port", std::to_string(port), "--db",
-                                   db.path(), "--id", id};
+  std::vector<std::string> args = {
+      RTCACHE_REDIS_INSTANCE, "--port", std::to_string(port), "--db", db.path(), "--id", id};
   if (!l2) args.emplace_back("--no-l2");
   return args;
 }
@@ -179,9 +180,10 @@ TEST_CASE("across two processes, each key is loaded from the database once", "[r
   constexpr int kKeys = 200;
   const std::uint64_t with_l2 = loads_for_reading_all(true, kKeys);
   const std::uint64_t without_l2 = loads_for_reading_all(false, kKeys);
-  std::printf("database loads per key, two processes reading %d keys one after the other: "
-              "%.2f with the Redis L2, %.2f without\n",
-              kKeys, static_cast<double>(with_l2) / kKeys, static_cast<double>(without_l2) / kKeys);
+  std::printf(
+      "database loads per key, two processes reading %d keys one after the other: "
+      "%.2f with the Redis L2, %.2f without\n",
+      kKeys, static_cast<double>(with_l2) / kKeys, static_cast<double>(without_l2) / kKeys);
   CHECK(with_l2 == kKeys);
   CHECK(without_l2 == 2 * kKeys);
 }
@@ -204,9 +206,10 @@ TEST_CASE("two processes reading the same keys at the same time", "[redis]") {
     REQUIRE(b.receive(range) == "ok");
     loads[l2 ? 0 : 1] = a.stat("db_loads") + b.stat("db_loads");
   }
-  std::printf("database loads per key, two processes reading %d keys at the same time: "
-              "%.2f with the Redis L2, %.2f without\n",
-              kKeys, static_cast<double>(loads[0]) / kKeys, static_cast<double>(loads[1]) / kKeys);
+  std::printf(
+      "database loads per key, two processes reading %d keys at the same time: "
+      "%.2f with the Redis L2, %.2f without\n",
+      kKeys, static_cast<double>(loads[0]) / kKeys, static_cast<double>(loads[1]) / kKeys);
   CHECK(loads[0] >= kKeys);
   CHECK(loads[0] <= 2 * kKeys);
   CHECK(loads[1] == 2 * kKeys);
@@ -223,9 +226,9 @@ TEST_CASE("a write in one process is seen by a get in the other", "[redis]") {
 
   REQUIRE(a("put 1 written by a") == "version 2");
   REQUIRE(b("wait_message 1 2") == "ok");
-  CHECK(b("local 1") == "none");                   // the message dropped b's copy
-  CHECK(b("get 1") == "value 2 written by a");     // from Redis:
-  CHECK(b.stat("db_loads") == 0);                  // b never read the database
+  CHECK(b("local 1") == "none");                // the message dropped b's copy
+  CHECK(b("get 1") == "value 2 written by a");  // from Redis:
+  CHECK(b.stat("db_loads") == 0);               // b never read the database
   CHECK(b.stat("l2_hits") == 2);
 
   REQUIRE(b("erase 1") == "ok");

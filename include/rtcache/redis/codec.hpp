@@ -27,7 +27,7 @@ concept CodecFor = requires(const C& codec, const V& value, std::string_view byt
 /// are the string itself.
 struct StringCodec {
   template <class V>
-    requires std::convertible_to<const V&, std::string_view>
+  requires std::convertible_to<const V&, std::string_view>
   [[nodiscard]] std::string encode(const V& value) const {
     return std::string(std::string_view(value));
   }

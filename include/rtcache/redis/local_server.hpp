@@ -87,9 +87,9 @@ class LocalServer {
   void start() {
     if (running()) return;
     const std::string port = std::to_string(port_);
-    std::vector<std::string> args = {options_.executable, "--port", port, "--bind", "127.0.0.1",
-                                     "--save", "", "--appendonly", "no", "--daemonize", "no",
-                                     "--logfile", ""};
+    std::vector<std::string> args = {
+        options_.executable, "--port", port,          "--bind", "127.0.0.1", "--save", "",
+        "--appendonly",      "no",     "--daemonize", "no",     "--logfile", ""};
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -103,8 +103,8 @@ class LocalServer {
     posix_spawn_file_actions_addclosefrom_np(&actions, 3);  // keep our sockets and pipes out
 #endif
     pid_t pid = -1;
-    const int rc = ::posix_spawnp(&pid, options_.executable.c_str(), &actions, nullptr,
-                                  argv.data(), environ);
+    const int rc =
+        ::posix_spawnp(&pid, options_.executable.c_str(), &actions, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     if (rc != 0) {
       throw std::runtime_error("rtcache::redis::LocalServer: cannot run " + options_.executable +

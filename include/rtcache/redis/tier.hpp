@@ -131,7 +131,8 @@ class Tier {
   template <class DbLoader>
   class Loader {
    public:
-    Loader(std::shared_ptr<Shared> shared, DbLoader db) : shared_(std::move(shared)), db_(std::move(db)) {}
+    Loader(std::shared_ptr<Shared> shared, DbLoader db)
+        : shared_(std::move(shared)), db_(std::move(db)) {}
 
     std::optional<Loaded<V>> operator()(const K& key) {
       Shared& s = *shared_;
@@ -144,8 +145,9 @@ class Tier {
         lookup = s.core.get(key_text, record);
         if (lookup == detail::TierCore::Lookup::kHit) {
           try {
-            return Loaded<V>{V(s.codec.decode(std::string_view(record).substr(detail::kHeaderSize))),
-                             parse_version(record), std::chrono::nanoseconds(0)};
+            return Loaded<V>{
+                V(s.codec.decode(std::string_view(record).substr(detail::kHeaderSize))),
+                parse_version(record), std::chrono::nanoseconds(0)};
           } catch (...) {
             s.core.count_l2_error();  // unreadable: load it, and overwrite it
             lookup = detail::TierCore::Lookup::kMiss;
@@ -207,7 +209,8 @@ class Tier {
   template <class DbWriter>
   class Writer {
    public:
-    Writer(std::shared_ptr<Shared> shared, DbWriter db) : shared_(std::move(shared)), db_(std::move(db)) {}
+    Writer(std::shared_ptr<Shared> shared, DbWriter db)
+        : shared_(std::move(shared)), db_(std::move(db)) {}
 
     auto write(const K& key, const V& value) {
       auto call = [&]() -> decltype(auto) {
@@ -232,9 +235,7 @@ class Tier {
       }
     }
 
-    void erase(const K& key)
-      requires DeletingWriterFor<DbWriter, K>
-    {
+    void erase(const K& key) requires DeletingWriterFor<DbWriter, K> {
       db_.erase(key);
       try {
         shared_->core.after_erase(shared_->key_codec.encode(key));
@@ -243,9 +244,8 @@ class Tier {
       }
     }
 
-    auto write_if_version(const K& key, const V& value, std::uint64_t expected)
-      requires VersionedWriterFor<DbWriter, K, V>
-    {
+    auto write_if_version(const K& key, const V& value,
+                          std::uint64_t expected) requires VersionedWriterFor<DbWriter, K, V> {
       auto outcome = db_.write_if_version(key, value, expected);
       if (outcome) {
         if constexpr (std::same_as<decltype(outcome), std::optional<std::uint64_t>>) {
@@ -265,7 +265,8 @@ class Tier {
   /// Connects (the subscriber subscribes before the constructor returns, or
   /// has failed to and goes on trying in the background).
   explicit Tier(TierOptions options = {}, Codec codec = {}, KeyCodec key_codec = {})
-      : shared_(std::make_shared<Shared>(std::move(options), std::move(codec), std::move(key_codec))) {
+      : shared_(
+            std::make_shared<Shared>(std::move(options), std::move(codec), std::move(key_codec))) {
     shared_->core.start();
   }
 
@@ -277,14 +278,14 @@ class Tier {
 
   /// Wraps the database loader (any rtcache loader of `V`).
   template <class DbLoader>
-    requires LoaderFor<DbLoader, K, V>
+  requires LoaderFor<DbLoader, K, V>
   [[nodiscard]] Loader<DbLoader> loader(DbLoader db_loader) const {
     return Loader<DbLoader>(shared_, std::move(db_loader));
   }
 
   /// Wraps the database writer (any rtcache writer of `V`).
   template <class DbWriter>
-    requires WriterFor<DbWriter, K, V>
+  requires WriterFor<DbWriter, K, V>
   [[nodiscard]] Writer<DbWriter> writer(DbWriter db_writer) const {
     return Writer<DbWriter>(shared_, std::move(db_writer));
   }
@@ -292,11 +293,11 @@ class Tier {
   /// Delivers invalidation messages from other instances to `cache` (one
   /// cache per tier) until the returned attachment is destroyed.
   template <class Cache>
-    requires requires(Cache& c, const K& k, std::uint64_t v) {
-      c.invalidate(k);
-      c.invalidate_if_older(k, v);
-      c.invalidate_all();
-    }
+  requires requires(Cache& c, const K& k, std::uint64_t v) {
+    c.invalidate(k);
+    c.invalidate_if_older(k, v);
+    c.invalidate_all();
+  }
   [[nodiscard]] Attachment attach(Cache& cache) {
     Shared* s = shared_.get();
     detail::TierCore::Target target;

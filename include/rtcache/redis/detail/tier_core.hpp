@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -76,7 +76,8 @@ return applied
 
 inline std::string make_instance_id() {
   char host[64] = {};
-  if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::snprintf(host, sizeof host, "host");
+  if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0')
+    std::snprintf(host, sizeof host, "host");
   for (char* c = host; *c != '\0'; ++c) {
     if (*c == ' ' || *c == '\t' || *c == '\n') *c = '_';
   }
@@ -219,9 +220,9 @@ class TierCore {
   static constexpr std::int64_t kDown = std::numeric_limits<std::int64_t>::max();
 
   struct Counters {
-    std::atomic<std::uint64_t> l2_hits{0}, l2_misses{0}, l2_errors{0}, l2_skipped{0},
-        l2_stores{0}, l2_refused{0}, published{0}, postponed{0}, lost{0}, received{0},
-        ignored_own{0}, disconnects{0}, reconnects{0};
+    std::atomic<std::uint64_t> l2_hits{0}, l2_misses{0}, l2_errors{0}, l2_skipped{0}, l2_stores{0},
+        l2_refused{0}, published{0}, postponed{0}, lost{0}, received{0}, ignored_own{0},
+        disconnects{0}, reconnects{0};
     std::atomic<bool> connected{false};
   };
 
@@ -235,13 +236,15 @@ class TierCore {
       throw std::invalid_argument("rtcache::redis::TierOptions: " + what);
     };
     if (o.host.empty()) refuse("host must not be empty");
-    if (o.port < 1 || o.port > 65535) refuse("port must be 1 to 65535 (got " + std::to_string(o.port) + ")");
+    if (o.port < 1 || o.port > 65535)
+      refuse("port must be 1 to 65535 (got " + std::to_string(o.port) + ")");
     if (o.channel.empty()) refuse("channel must not be empty");
     if (o.instance_id.find_first_of(" \t\r\n") != std::string::npos) {
       refuse("instance_id must not contain white space");
     }
     auto positive = [&](std::chrono::milliseconds d, const char* name) {
-      if (d.count() <= 0) refuse(std::string(name) + " must be positive (got " + std::to_string(d.count()) + "ms)");
+      if (d.count() <= 0)
+        refuse(std::string(name) + " must be positive (got " + std::to_string(d.count()) + "ms)");
     };
     positive(o.l2_ttl, "l2_ttl");
     positive(o.tombstone_ttl, "tombstone_ttl");
@@ -281,9 +284,8 @@ class TierCore {
     Pooled pooled = take_connection();
     try {
       if (!pooled.connection) {
-        pooled.connection = std::make_unique<Connection>(options_.host, options_.port,
-                                                         options_.connect_timeout,
-                                                         options_.command_timeout);
+        pooled.connection = std::make_unique<Connection>(
+            options_.host, options_.port, options_.connect_timeout, options_.command_timeout);
       }
       use(*pooled.connection);
     } catch (const ConnectionError&) {
@@ -337,11 +339,11 @@ class TierCore {
     const std::string ttl_ms = std::to_string(std::max<std::int64_t>(ttl.count(), 1));
     bool answered = false;
     const bool reached = with_connection([&](Connection& c) {
-      Reply reply = options_.shared_l2
-                        ? c.command({"EVAL", kStoreScript, "1", key, record, ttl_ms,
-                                     message.empty() ? std::string_view("") : options_.channel,
-                                     message})
-                        : c.command({"PUBLISH", options_.channel, message});
+      Reply reply =
+          options_.shared_l2
+              ? c.command({"EVAL", kStoreScript, "1", key, record, ttl_ms,
+                           message.empty() ? std::string_view("") : options_.channel, message})
+              : c.command({"PUBLISH", options_.channel, message});
       if (!reply.is_integer()) {
         stats_.l2_errors.fetch_add(1, std::memory_order_relaxed);
         return;
@@ -401,7 +403,9 @@ class TierCore {
     if (overflow) {
       const std::string all = options_.instance_id + " * ";
       bool sent = false;
-      with_connection([&](Connection& c) { sent = c.command({"PUBLISH", options_.channel, all}).is_integer(); });
+      with_connection([&](Connection& c) {
+        sent = c.command({"PUBLISH", options_.channel, all}).is_integer();
+      });
       if (sent) stats_.published.fetch_add(1, std::memory_order_relaxed);
       overflow = !sent;
     }
@@ -438,8 +442,8 @@ class TierCore {
     while (!stopping()) {
       std::unique_ptr<Connection> connection;
       try {
-        connection = std::make_unique<Connection>(options_.host, options_.port,
-                                                  options_.connect_timeout, options_.command_timeout);
+        connection = std::make_unique<Connection>(
+            options_.host, options_.port, options_.connect_timeout, options_.command_timeout);
         Reply confirmation = connection->command({"SUBSCRIBE", options_.channel});
         if (!confirmation.is_array() || confirmation.element_text(0) != "subscribe") {
           throw ConnectionError("rtcache::redis: unexpected reply to SUBSCRIBE");
@@ -541,8 +545,8 @@ class TierCore {
       invalidate_all_locally();
     } else {
       std::uint64_t version = 0;
-      const auto [end, error] = std::from_chars(version_text.data(),
-                                                version_text.data() + version_text.size(), version);
+      const auto [end, error] =
+          std::from_chars(version_text.data(), version_text.data() + version_text.size(), version);
       if (error != std::errc{} || end != version_text.data() + version_text.size()) return;
       std::lock_guard lock(target_mutex_);
       if (target_ && target_->invalidate) {
