@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 read -ra configs <<<"${RTCACHE_TEST_CONFIGS:-debug asan tsan}"
-packages=(cmake g++ make ninja-build catch2 libbenchmark-dev libsqlite3-dev zlib1g-dev redis-server libhiredis-dev)
+packages=(cmake g++ make ninja-build catch2 clang-format libbenchmark-dev libsqlite3-dev zlib1g-dev redis-server libhiredis-dev)
 jobs=$(nproc)
 
 install_missing_packages() {
