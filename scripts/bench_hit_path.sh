@@ -33,23 +33,10 @@ repetitions=${RTCACHE_BENCH_REPETITIONS:-3}
 jobs=${RTCACHE_BENCH_JOBS:-2}
 packages=(cmake g++ ninja-build libbenchmark-dev libtbb-dev libcuckoo-dev libabsl-dev)
 
-install_missing_packages() {
-  command -v dpkg >/dev/null || return 0
-  local missing=() package
-  for package in "${packages[@]}"; do
-    dpkg -s "$package" &>/dev/null || missing+=("$package")
-  done
-  ((${#missing[@]} == 0)) && return 0
-  if ((EUID != 0)); then
-    echo "warning: missing packages (run as root to install them): ${missing[*]}" >&2
-    return 0
-  fi
-  echo "== installing ${missing[*]}"
-  apt-get update
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-}
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
-install_missing_packages
+install_missing_packages "${packages[@]}"
 
 echo "== configuring and building ($preset)"
 cmake --preset "$preset" >/dev/null

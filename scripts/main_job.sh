@@ -20,25 +20,10 @@ packages=(cmake g++ make ninja-build catch2 libsqlite3-dev)
 jobs=${RTCACHE_JOBS:-$(nproc)}
 results_dir=${RTCACHE_RESULTS_DIR:-results}
 
-install_missing_packages() {
-  command -v dpkg >/dev/null || return 0
-  local missing=() package
-  for package in "${packages[@]}"; do
-    dpkg -s "$package" &>/dev/null || missing+=("$package")
-  done
-  if ((${#missing[@]} == 0)); then
-    return 0
-  fi
-  if ((EUID != 0)); then
-    echo "warning: missing packages (run as root to install them): ${missing[*]}" >&2
-    return 0
-  fi
-  echo "== installing ${missing[*]}" >&2
-  apt-get update
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-}
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
-install_missing_packages
+install_missing_packages "${packages[@]}"
 
 echo "== configuring (cmake --preset release)" >&2
 cmake --preset release >/dev/null

@@ -16,23 +16,8 @@ read -ra configs <<<"${RTCACHE_TEST_CONFIGS:-debug asan tsan}"
 packages=(cmake g++ make ninja-build catch2 clang-format libbenchmark-dev libsqlite3-dev zlib1g-dev redis-server libhiredis-dev)
 jobs=$(nproc)
 
-install_missing_packages() {
-  command -v dpkg >/dev/null || return 0
-  local missing=() package
-  for package in "${packages[@]}"; do
-    dpkg -s "$package" &>/dev/null || missing+=("$package")
-  done
-  if ((${#missing[@]} == 0)); then
-    return 0
-  fi
-  if ((EUID != 0)); then
-    echo "warning: missing packages (run as root to install them): ${missing[*]}" >&2
-    return 0
-  fi
-  echo "== installing ${missing[*]}"
-  apt-get update
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-}
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 # ThreadSanitizer (GCC 12, Clang < 18) aborts with "unexpected memory mapping"
 # on kernels with a high vm.mmap_rnd_bits (32 on recent Ubuntu). Running the
@@ -46,7 +31,7 @@ run_tests() {
   fi
 }
 
-install_missing_packages
+install_missing_packages "${packages[@]}"
 
 summary=()
 failed=0

@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "thread_index.hpp"
+
 namespace rtcache::detail {
 
 template <class Entry>
@@ -30,7 +32,7 @@ class ReadBuffer {
   /// Records a hit. Returns false when the stripe is full: the caller should
   /// drain (if it can take the lock) and try once more, or drop the hit.
   bool try_push(Entry* entry) noexcept {
-    Stripe& s = stripes_[stripe_of_this_thread() & (stripe_count_ - 1)];
+    Stripe& s = stripes_[thread_index() & (stripe_count_ - 1)];
     const std::uint32_t index = s.tail.load(std::memory_order_relaxed);
     std::atomic<Entry*>& slot = s.slots[index & (kSlots - 1)];
     if (slot.load(std::memory_order_relaxed) != nullptr) return false;
@@ -78,12 +80,6 @@ class ReadBuffer {
     std::uint32_t drained_tail = 0;  // under the shard lock
     std::array<std::atomic<Entry*>, kSlots> slots{};
   };
-
-  static std::size_t stripe_of_this_thread() noexcept {
-    static std::atomic<std::size_t> next{0};
-    thread_local const std::size_t stripe = next.fetch_add(1, std::memory_order_relaxed);
-    return stripe;
-  }
 
   std::size_t stripe_count_;
   std::unique_ptr<Stripe[]> stripes_;

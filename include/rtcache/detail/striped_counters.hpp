@@ -8,6 +8,8 @@
 #include <memory>
 #include <thread>
 
+#include "thread_index.hpp"
+
 namespace rtcache::detail {
 
 /// The counters behind `Stats`.
@@ -41,7 +43,7 @@ class StripedCounters {
         stripes_(std::make_unique<Stripe[]>(stripe_count_)) {}
 
   void add(Counter counter, std::uint64_t amount = 1) noexcept {
-    stripes_[thread_slot() & (stripe_count_ - 1)]
+    stripes_[thread_index() & (stripe_count_ - 1)]
         .values[static_cast<std::size_t>(counter)]
         .fetch_add(amount, std::memory_order_relaxed);
   }
@@ -59,12 +61,6 @@ class StripedCounters {
   struct alignas(64) Stripe {
     std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(Counter::kCount_)> values{};
   };
-
-  static std::size_t thread_slot() noexcept {
-    static std::atomic<std::size_t> next{0};
-    thread_local const std::size_t slot = next.fetch_add(1, std::memory_order_relaxed);
-    return slot;
-  }
 
   std::size_t stripe_count_;
   std::unique_ptr<Stripe[]> stripes_;
