@@ -260,7 +260,8 @@ class ReadThroughCache {
         const K& key = list[i];
         const std::uint64_t h = hash_of(key);
         std::optional<V> ignored;
-        if (try_hit<false>(shard_for(h), h, key, ignored) != Hit::kMiss) {
+        // A probe, not a read: it must not claim the entry's refresh.
+        if (try_hit<false>(shard_for(h), h, key, ignored, /*may_refresh=*/false) != Hit::kMiss) {
           cached.fetch_add(1);
           continue;
         }
@@ -990,17 +991,23 @@ class ReadThroughCache {
       finish_load_locked(shard, claim.key);
       if (!claim.flight->superseded) {
         install_loaded_locked(shard, claim.hash, claim.key, outcome, weight, removals);
-      } else if (Entry* current = find_locked(shard, claim.hash, claim.key);
-                 current != nullptr && !expired(*current, now_ns())) {
+      } else if (Entry* current = find_locked(shard, claim.hash, claim.key)) {
         // A write of the key finished while we loaded. What we read may be
         // older than it, or newer than what the cache now holds (a second
-        // write that reached the store but not yet the cache): either way,
-        // answering with the cached entry keeps every caller's successive
-        // reads from going back in time.
-        outcome.value =
-            current->negative
-                ? std::nullopt
-                : std::optional<Versioned<V>>(Versioned<V>{current->value, current->version});
+        // write that reached the store but not yet the cache). Answering with
+        // the cached entry keeps every caller's successive reads from going
+        // back in time; an expired entry older than what we read is replaced,
+        // so that stale-if-error cannot serve it after this answer.
+        if (!expired(*current, now_ns())) {
+          outcome.value =
+              current->negative
+                  ? std::nullopt
+                  : std::optional<Versioned<V>>(Versioned<V>{current->value, current->version});
+        } else if (outcome.value && !current->negative && current->version != kUnknownVersion &&
+                   outcome.value->version > current->version) {
+          store_locked(shard, claim.hash, claim.key, current, Versioned<V>(*outcome.value),
+                       outcome.ttl, weight, removals);
+        }
       }
     } catch (...) {
       claim.flight->fail(std::current_exception());
