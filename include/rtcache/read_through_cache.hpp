@@ -996,17 +996,16 @@ class ReadThroughCache {
         // older than it, or newer than what the cache now holds (a second
         // write that reached the store but not yet the cache). Answering with
         // the cached entry keeps every caller's successive reads from going
-        // back in time; an expired entry older than what we read is replaced,
-        // so that stale-if-error cannot serve it after this answer.
+        // back in time. An expired entry is dropped instead: stale-if-error
+        // must not serve it after this answer, which may be newer.
         if (!expired(*current, now_ns())) {
           outcome.value =
               current->negative
                   ? std::nullopt
                   : std::optional<Versioned<V>>(Versioned<V>{current->value, current->version});
-        } else if (outcome.value && !current->negative && current->version != kUnknownVersion &&
-                   outcome.value->version > current->version) {
-          store_locked(shard, claim.hash, claim.key, current, Versioned<V>(*outcome.value),
-                       outcome.ttl, weight, removals);
+        } else {
+          counters_.add(detail::Counter::kExpirations);
+          remove_locked(shard, current, RemovalCause::kExpired, removals);
         }
       }
     } catch (...) {
