@@ -106,3 +106,21 @@ TEST_CASE("concurrent writes of one key leave the value of the writer call that 
   CHECK(row->version == kThreads * kWrites);
   CHECK(cache.get_versioned(1) == row);
 }
+
+TEMPLATE_TEST_CASE("a put of a new key into a full cache is a hit next, whatever the policy", "",
+                   rtcache::policy::WTinyLfu, rtcache::policy::S3Fifo, rtcache::policy::Sieve,
+                   rtcache::policy::Lru) {
+  // Admission policies may refuse a newcomer that a load brings in; a written
+  // value must still be cached (contract point 5).
+  auto cache = rtcache::make_cache<int, int, TestType>(
+      rtcache::Options{.capacity = 8, .shards = 1, .seed = 1}, [](const int& k) { return k; },
+      [](const int&, const int&) {});
+  for (int round = 0; round < 20; ++round) {
+    for (int k = 0; k < 8; ++k) (void)cache.get(k);  // hot, frequent keys fill the cache
+  }
+  for (int k = 100; k < 140; ++k) {
+    cache.put(k, -k);
+    CHECK(cache.get_if_present(k) == std::optional<int>(-k));
+    CHECK(cache.size() <= 8);
+  }
+}

@@ -1309,7 +1309,8 @@ class ReadThroughCache {
       return;
     }
     try {
-      store_locked(shard, h, key, current, std::move(stored), {}, weight, removals);
+      store_locked(shard, h, key, current, std::move(stored), {}, weight, removals,
+                   Admission::kAlways);
     } catch (...) {
       // Out of memory: the store has the new value, so the old one must go.
       if (current != nullptr) remove_locked(shard, current, RemovalCause::kReplaced, removals);
@@ -1319,12 +1320,18 @@ class ReadThroughCache {
 
   // -- the shard's table and policy ------------------------------------------
 
+  /// How a new key enters a full shard. Loads and fills go through the
+  /// policy's admission (an admission policy may refuse the newcomer: that is
+  /// what keeps scans out). Writes make room first, so that the written value
+  /// is cached and the next get is a hit (contract point 5).
+  enum class Admission { kByPolicy, kAlways };
+
   /// Caches `item` for `key`, replacing `current` (the entry now held for
   /// `key`, or nullptr), then evicts while the shard is over capacity. A value
   /// heavier than the shard's whole share is not cached.
   void store_locked(Shard& shard, std::uint64_t h, const K& key, Entry* current,
                     Versioned<V>&& item, std::chrono::nanoseconds ttl, std::uint32_t weight,
-                    Removals& removals) {
+                    Removals& removals, Admission admission = Admission::kByPolicy) {
     if (weight > shard.capacity) {
       counters_.add(detail::Counter::kRejectedOversized);
       if (current != nullptr) remove_locked(shard, current, RemovalCause::kReplaced, removals);
@@ -1333,7 +1340,7 @@ class ReadThroughCache {
     const std::int64_t now = now_ns();
     link_locked(shard, current,
                 std::make_unique<Entry>(h, key, std::move(item), times_for(h, ttl, now), weight),
-                removals);
+                removals, admission);
   }
 
   /// Caches "not found" for `key` for the negative TTL.
@@ -1344,7 +1351,8 @@ class ReadThroughCache {
     link_locked(shard, current, std::make_unique<Entry>(h, key, version, times, 1), removals);
   }
 
-  void link_locked(Shard& shard, Entry* current, std::unique_ptr<Entry> fresh, Removals& removals) {
+  void link_locked(Shard& shard, Entry* current, std::unique_ptr<Entry> fresh, Removals& removals,
+                   Admission admission = Admission::kByPolicy) {
     drain_reads_locked(shard);
     fresh->resident.store(true, std::memory_order_relaxed);
     if (current != nullptr) {
@@ -1355,6 +1363,7 @@ class ReadThroughCache {
       removals.note(*current, RemovalCause::kReplaced);
       retire_locked(shard, current);
     } else {
+      if (admission == Admission::kAlways) evict_locked(shard, removals, fresh->weight);
       shard.table.insert(fresh.get(), epochs().stamp());
       shard.weight += fresh->weight;
       shard.policy.on_insert(*fresh.release());
@@ -1363,9 +1372,10 @@ class ReadThroughCache {
     publish_size_locked(shard);
   }
 
-  void evict_locked(Shard& shard, Removals& removals) {
+  /// Evicts until `incoming` more weight fits in the shard's share.
+  void evict_locked(Shard& shard, Removals& removals, std::size_t incoming = 0) {
     std::int64_t now = -1;
-    while (shard.weight > shard.capacity) {
+    while (shard.weight + incoming > shard.capacity) {
       Entry* victim = shard.policy.evict();
       if (victim == nullptr) break;
       shard.table.unlink(victim);
