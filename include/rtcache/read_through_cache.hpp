@@ -368,9 +368,7 @@ class ReadThroughCache {
     Shard& shard = shard_for(h);
     Removals removals(*this);
     std::lock_guard lock(shard.mutex);
-    if (auto it = shard.pending.find(key); it != shard.pending.end()) {
-      supersede_load_locked(it->second);
-    }
+    supersede_pending_locked(shard, key);
     if (Entry* e = find_locked(shard, h, key)) {
       remove_locked(shard, e, RemovalCause::kInvalidated, removals);
     }
@@ -384,10 +382,9 @@ class ReadThroughCache {
     Shard& shard = shard_for(h);
     Removals removals(*this);
     std::lock_guard lock(shard.mutex);
-    if (auto it = shard.pending.find(key); it != shard.pending.end()) {
-      supersede_load_locked(it->second);
+    if (State* state = supersede_pending_locked(shard, key)) {
       // A write of the key in progress here must not install an older version.
-      it->second.version_floor = std::max(it->second.version_floor, version);
+      state->version_floor = std::max(state->version_floor, version);
     }
     Entry* e = find_locked(shard, h, key);
     if (e != nullptr && (e->version == kUnknownVersion || e->version < version)) {
@@ -420,9 +417,7 @@ class ReadThroughCache {
       Removals removals(*this);
       std::lock_guard lock(shard.mutex);
       for (const Match& m : matches) {
-        if (auto it = shard.pending.find(m.key); it != shard.pending.end()) {
-          supersede_load_locked(it->second);
-        }
+        supersede_pending_locked(shard, m.key);
         Entry* e = find_locked(shard, m.hash, m.key);
         if (e == m.entry) remove_locked(shard, e, RemovalCause::kInvalidated, removals);
       }
@@ -1054,6 +1049,15 @@ class ReadThroughCache {
 
   static void supersede_load_locked(State& state) noexcept {
     if (state.load != nullptr) state.load->superseded = true;
+  }
+
+  /// Marks a load of `key` in progress as superseded (it will not be
+  /// installed); returns the key's in-progress state, or nullptr if none.
+  static State* supersede_pending_locked(Shard& shard, const K& key) {
+    auto it = shard.pending.find(key);
+    if (it == shard.pending.end()) return nullptr;
+    supersede_load_locked(it->second);
+    return &it->second;
   }
 
   template <class R>
