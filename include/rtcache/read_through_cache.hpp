@@ -33,6 +33,7 @@
 #include "detail/epoch.hpp"
 #include "detail/hash.hpp"
 #include "detail/key_state.hpp"
+#include "detail/macros.hpp"
 #include "detail/read_buffer.hpp"
 #include "detail/striped_counters.hpp"
 #include "detail/thread_pool.hpp"
@@ -782,7 +783,7 @@ class ReadThroughCache {
   template <bool kWithVersion>
   Hit try_hit(Shard& shard, std::uint64_t h, const K& key, Result<kWithVersion>& out,
               bool may_refresh = true) const {
-    detail::EpochGuard guard;
+    detail::EpochGuard guard(*epoch_domain_);
     Entry* e =
         shard.table.find(h, [&](const Entry& candidate) { return key_equal_(candidate.key, key); });
     if (e == nullptr) return Hit::kMiss;
@@ -852,14 +853,26 @@ class ReadThroughCache {
     }
   }
 
+  /// The hit path inline; everything else out of line, so that a hit pays
+  /// for neither the miss path's stack frame nor its code.
   template <bool kWithVersion>
   Result<kWithVersion> lookup_or_load(const K& key) {
     const std::uint64_t h = hash_of(key);
     Shard& shard = shard_for(h);
-    {
-      Result<kWithVersion> found;
-      if (serve_hit(shard, h, key, found)) return found;
+    Result<kWithVersion> found;
+    const Hit hit = try_hit<kWithVersion>(shard, h, key, found);
+    if (hit == Hit::kHit) [[likely]]
+      return found;
+    if (hit == Hit::kHitAndRefresh) {
+      start_refresh(shard, h, key);
+      return found;
     }
+    return load_after_miss<kWithVersion>(shard, h, key);
+  }
+
+  template <bool kWithVersion>
+  RTCACHE_NOINLINE Result<kWithVersion> load_after_miss(Shard& shard, std::uint64_t h,
+                                                        const K& key) {
     for (;;) {
       Claim claim = claim_locked_section(shard, h, key);
       switch (claim.kind) {
@@ -1457,6 +1470,7 @@ class ReadThroughCache {
   }
 
   Options options_;
+  detail::EpochDomain* epoch_domain_ = &epochs();  // read on every hit: no static-init check
   std::uint64_t seed_;
   std::shared_ptr<const Clock> clock_;
   unsigned shard_bits_ = 0;

@@ -66,11 +66,11 @@ class EpochDomain {
     return epoch_.fetch_add(0, std::memory_order_acq_rel);
   }
 
-  /// The calling thread's record.
+  /// The calling thread's record, taken on the thread's first guard.
   ThreadRecord& local_record() {
-    thread_local Holder holder;
-    if (holder.record == nullptr) holder.record = acquire_record();
-    return *holder.record;
+    if (t_record_ == nullptr) [[unlikely]]
+      t_record_ = take_record();
+    return *t_record_;
   }
 
   void enter(ThreadRecord& record) noexcept {
@@ -136,12 +136,24 @@ class EpochDomain {
     std::terminate();
   }
 
+  /// Gives the record back when its thread exits.
   struct Holder {
     ThreadRecord* record = nullptr;
     ~Holder() {
+      t_record_ = nullptr;
+      t_exited_ = true;
       if (record != nullptr) record->in_use.store(false, std::memory_order_release);
     }
   };
+
+  ThreadRecord* take_record() {
+    // A guard in a later thread-local destructor: the holder is gone, so the
+    // record is never given back (it stays inactive and blocks nothing).
+    if (t_exited_) return acquire_record();
+    thread_local Holder holder;
+    if (holder.record == nullptr) holder.record = acquire_record();
+    return holder.record;
+  }
 
   ThreadRecord* acquire_record() {
     for (ThreadRecord* r = head_.load(std::memory_order_acquire); r != nullptr; r = r->next) {
@@ -164,12 +176,17 @@ class EpochDomain {
   bool asymmetric_ = false;  // set once, before any reader exists
   alignas(64) std::atomic<std::uint64_t> epoch_{2};
   alignas(64) std::atomic<ThreadRecord*> head_{nullptr};
+  // A plain pointer (no destructor, constant-initialized), so that reading it
+  // costs no thread-local initialization check on every guard.
+  static inline thread_local ThreadRecord* t_record_ = nullptr;
+  static inline thread_local bool t_exited_ = false;
 };
 
 /// Holds the calling thread inside the current epoch for its lifetime.
 class EpochGuard {
  public:
-  EpochGuard() : domain_(EpochDomain::instance()), record_(domain_.local_record()) {
+  EpochGuard() : EpochGuard(EpochDomain::instance()) {}
+  explicit EpochGuard(EpochDomain& domain) : domain_(domain), record_(domain.local_record()) {
     domain_.enter(record_);
   }
   ~EpochGuard() { domain_.leave(record_); }

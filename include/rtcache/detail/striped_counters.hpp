@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <bit>
@@ -32,38 +33,48 @@ enum class Counter : std::size_t {
   kCount_,
 };
 
-/// Event counters spread over cache-line-sized stripes. A thread always adds
-/// to the same stripe, chosen once per thread, so threads that count at the
-/// same time rarely write the same cache line; a read sums all stripes.
+/// Event counters, one cache-line-sized cell per thread. A thread that holds
+/// a thread slot (thread_index.hpp) owns its cell: it adds with a plain load
+/// and store, no locked instruction, and no other thread writes that line.
+/// Threads without a slot, or beyond the cells this object has, add with
+/// atomic read-modify-writes to a few shared cells. A read sums all cells.
 class StripedCounters {
  public:
   explicit StripedCounters(unsigned hardware_threads)
-      : stripe_count_(
-            std::bit_ceil(std::size_t{hardware_threads == 0 ? 1u : hardware_threads} * 2)),
-        stripes_(std::make_unique<Stripe[]>(stripe_count_)) {}
+      : owned_count_(std::clamp<std::size_t>(
+            std::bit_ceil(std::size_t{hardware_threads == 0 ? 1u : hardware_threads} * 4), 16,
+            ThreadSlots::kSlots)),
+        shared_count_(std::bit_ceil(std::size_t{hardware_threads == 0 ? 1u : hardware_threads})),
+        cells_(std::make_unique<Cell[]>(owned_count_ + shared_count_)) {}
 
   void add(Counter counter, std::uint64_t amount = 1) noexcept {
-    stripes_[thread_index() & (stripe_count_ - 1)]
-        .values[static_cast<std::size_t>(counter)]
-        .fetch_add(amount, std::memory_order_relaxed);
+    const auto c = static_cast<std::size_t>(counter);
+    const std::size_t slot = thread_index();
+    if (slot < owned_count_) [[likely]] {
+      std::atomic<std::uint64_t>& v = cells_[slot].values[c];
+      v.store(v.load(std::memory_order_relaxed) + amount, std::memory_order_relaxed);
+    } else {
+      cells_[owned_count_ + (slot & (shared_count_ - 1))].values[c].fetch_add(
+          amount, std::memory_order_relaxed);
+    }
   }
 
   [[nodiscard]] std::uint64_t sum(Counter counter) const noexcept {
     std::uint64_t total = 0;
-    for (std::size_t i = 0; i < stripe_count_; ++i) {
-      total +=
-          stripes_[i].values[static_cast<std::size_t>(counter)].load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < owned_count_ + shared_count_; ++i) {
+      total += cells_[i].values[static_cast<std::size_t>(counter)].load(std::memory_order_relaxed);
     }
     return total;
   }
 
  private:
-  struct alignas(64) Stripe {
+  struct alignas(64) Cell {
     std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(Counter::kCount_)> values{};
   };
 
-  std::size_t stripe_count_;
-  std::unique_ptr<Stripe[]> stripes_;
+  std::size_t owned_count_;
+  std::size_t shared_count_;
+  std::unique_ptr<Cell[]> cells_;
 };
 
 }  // namespace rtcache::detail
