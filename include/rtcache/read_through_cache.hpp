@@ -132,6 +132,7 @@ class ReadThroughCache {
     while ((std::size_t{1} << shard_bits_) < shard_count) ++shard_bits_;
     has_time_ = options_.expire_after_write.count() > 0 || options_.negative_ttl.count() > 0 ||
                 options_.refresh_after.count() > 0 || options_.stale_if_error.count() > 0;
+    entries_ = detail::EntryAllocator<Entry>(has_time_);
     if (options_.max_concurrent_loads > 0) {
       load_slots_ = std::make_unique<std::counting_semaphore<>>(
           static_cast<std::ptrdiff_t>(options_.max_concurrent_loads));
@@ -158,9 +159,9 @@ class ReadThroughCache {
     }
     pool_.reset();
     for (auto& shard : shards_) {
-      shard->table.for_each([](Entry& e) { delete &e; });
+      shard->table.for_each([&](Entry& e) { entries_.destroy(&e); });
       shard->table.clear();
-      for (const Retired& r : shard->retired) delete r.entry;
+      for (const Retired& r : shard->retired) entries_.destroy(r.entry);
     }
   }
 
@@ -452,7 +453,7 @@ class ReadThroughCache {
       std::lock_guard lock(shard_ptr->mutex);
       shard_ptr->reads.drain_all([](Entry&) {});
     }
-    for (Entry* e : dropped) delete e;
+    for (Entry* e : dropped) entries_.destroy(e);
   }
 
   // -- Observing -------------------------------------------------------------
@@ -536,6 +537,7 @@ class ReadThroughCache {
 
  private:
   using Entry = detail::Entry<K, V, typename Policy::Hook>;
+  using EntryOwner = typename detail::EntryAllocator<Entry>::Owner;
   using ShardPolicy = typename Policy::template Shard<Entry>;
   using Flight = detail::LoadFlight<V>;
   using State = detail::KeyState<V>;
@@ -730,12 +732,15 @@ class ReadThroughCache {
   /// Now on the cache's clock, or 0 when no option needs time.
   std::int64_t now_ns() const { return has_time_ ? clock_->now().count() : 0; }
 
-  static bool expired(const Entry& e, std::int64_t now) noexcept { return now >= e.expires_at; }
+  bool expired(const Entry& e, std::int64_t now) const noexcept {
+    return has_time_ && now >= entries_.times(e).expires_at;
+  }
 
   /// True while an expired entry may still be served if a load fails.
   bool within_stale_grace(const Entry& e, std::int64_t now) const noexcept {
-    return !e.negative && options_.stale_if_error.count() > 0 && e.expires_at != detail::kNever &&
-           now - e.expires_at < options_.stale_if_error.count();
+    if (e.negative || options_.stale_if_error.count() <= 0) return false;
+    const std::int64_t expires_at = entries_.times(e).expires_at;
+    return expires_at != detail::kNever && now - expires_at < options_.stale_if_error.count();
   }
 
   detail::EntryTimes times_for(std::uint64_t h, std::chrono::nanoseconds ttl,
@@ -787,10 +792,12 @@ class ReadThroughCache {
     Entry* e =
         shard.table.find(h, [&](const Entry& candidate) { return key_equal_(candidate.key, key); });
     if (e == nullptr) return Hit::kMiss;
-    std::int64_t now = 0;
+    bool refresh_due = false;
     if (has_time_) {
-      now = clock_->now().count();
-      if (expired(*e, now)) return Hit::kMiss;
+      const std::int64_t now = clock_->now().count();
+      const detail::EntryTimes times = entries_.times(*e);
+      if (now >= times.expires_at) return Hit::kMiss;
+      refresh_due = now >= times.refresh_at;
     }
     if (e->negative) {
       out.reset();
@@ -801,8 +808,7 @@ class ReadThroughCache {
     }
     record_access(shard, *e);
     counters_.add(detail::Counter::kHits);
-    if (may_refresh && now >= e->refresh_at &&
-        !e->refresh_started.load(std::memory_order_relaxed) &&
+    if (may_refresh && refresh_due && !e->refresh_started.load(std::memory_order_relaxed) &&
         !e->refresh_started.exchange(true, std::memory_order_relaxed)) {
       return Hit::kHitAndRefresh;
     }
@@ -1355,9 +1361,9 @@ class ReadThroughCache {
       return;
     }
     const std::int64_t now = now_ns();
-    link_locked(shard, current,
-                std::make_unique<Entry>(h, key, std::move(item), times_for(h, ttl, now), weight),
-                removals, admission);
+    EntryOwner fresh(entries_,
+                     entries_.create(times_for(h, ttl, now), h, key, std::move(item), weight));
+    link_locked(shard, current, fresh, removals, admission);
   }
 
   /// Caches "not found" for `key` for the negative TTL.
@@ -1365,10 +1371,11 @@ class ReadThroughCache {
                              std::int64_t now, Removals& removals) {
     const detail::EntryTimes times{now + options_.negative_ttl.count(), detail::kNever};
     const std::uint64_t version = current != nullptr ? current->version : kUnknownVersion;
-    link_locked(shard, current, std::make_unique<Entry>(h, key, version, times, 1), removals);
+    EntryOwner fresh(entries_, entries_.create(times, h, key, version, std::uint32_t{1}));
+    link_locked(shard, current, fresh, removals);
   }
 
-  void link_locked(Shard& shard, Entry* current, std::unique_ptr<Entry> fresh, Removals& removals,
+  void link_locked(Shard& shard, Entry* current, EntryOwner& fresh, Removals& removals,
                    Admission admission = Admission::kByPolicy) {
     drain_reads_locked(shard);
     fresh->resident.store(true, std::memory_order_relaxed);
@@ -1452,7 +1459,7 @@ class ReadThroughCache {
     }
     std::erase_if(shard.retired, [&](const Retired& r) {
       if (!safe(r.stamp)) return false;
-      delete r.entry;
+      entries_.destroy(r.entry);
       return true;
     });
     shard.table.reclaim(safe);
@@ -1470,6 +1477,7 @@ class ReadThroughCache {
   }
 
   Options options_;
+  detail::EntryAllocator<Entry> entries_{false};   // set with has_time_
   detail::EpochDomain* epoch_domain_ = &epochs();  // read on every hit: no static-init check
   std::uint64_t seed_;
   std::shared_ptr<const Clock> clock_;

@@ -92,23 +92,9 @@ class PolicyHarness {
   }
 
  private:
-  // Stands for any further constructor argument the entry may take (expiry
-  // times, a weight): its default value.
-  struct Default {
-    template <class T>
-    operator T() const {
-      return T{};
-    }
-  };
-
   static std::unique_ptr<Entry> make_entry(int key, int value, std::uint64_t version) {
-    Versioned<int> item{value, version};
-    if constexpr (std::is_constructible_v<Entry, std::uint64_t, const int&, Versioned<int>&&>) {
-      return std::make_unique<Entry>(hash_of(key), key, std::move(item));
-    } else {
-      return std::make_unique<Entry>(hash_of(key), key, std::move(item), Default{},
-                                     std::uint32_t{1});
-    }
+    return std::make_unique<Entry>(hash_of(key), key, Versioned<int>{value, version},
+                                   std::uint32_t{1});
   }
 
   void insert(int key, int value) {
