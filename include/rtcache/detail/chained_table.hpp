@@ -26,15 +26,18 @@ class ChainedTable {
  public:
   ChainedTable() : ChainedTable(kMinBuckets) {}
   explicit ChainedTable(std::size_t buckets)
-      : current_(new Buckets(std::bit_ceil(std::max(buckets, kMinBuckets)))) {}
+      : current_(Buckets::make(std::bit_ceil(std::max(buckets, kMinBuckets)))) {}
 
-  ~ChainedTable() { delete current_.load(std::memory_order_relaxed); }
+  ~ChainedTable() {
+    Buckets::destroy(current_.load(std::memory_order_relaxed));
+    for (Retired& r : retired_) Buckets::destroy(r.buckets);
+  }
 
   ChainedTable(const ChainedTable&) = delete;
   ChainedTable& operator=(const ChainedTable&) = delete;
 
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
-  [[nodiscard]] std::size_t bucket_count() const noexcept { return buckets().count; }
+  [[nodiscard]] std::size_t bucket_count() const noexcept { return buckets().count(); }
 
   /// The entry with this hash for which `matches(entry)` holds, or nullptr.
   /// Without the lock, a concurrent grow may hide an entry: look again under
@@ -53,7 +56,7 @@ class ChainedTable {
   /// (and throw `std::bad_alloc` doing so, leaving the table unchanged); the
   /// old array is stamped with `epoch` and kept until `reclaim`.
   void insert(Entry* entry, std::uint64_t epoch) {
-    if (size_ >= buckets().count) grow(epoch);
+    if (size_ >= buckets().count()) grow(epoch);
     std::atomic<Entry*>& head = buckets().head(entry->hash);
     entry->chain_next.store(head.load(std::memory_order_relaxed), std::memory_order_relaxed);
     head.store(entry, std::memory_order_release);
@@ -79,8 +82,8 @@ class ChainedTable {
   template <class F>
   void for_each(F&& f) const {
     const Buckets& b = buckets();
-    for (std::size_t i = 0; i < b.count; ++i) {
-      Entry* e = b.heads[i].load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < b.count(); ++i) {
+      Entry* e = b.heads()[i].load(std::memory_order_relaxed);
       while (e != nullptr) {
         Entry* next = e->chain_next.load(std::memory_order_relaxed);
         f(*e);
@@ -92,31 +95,61 @@ class ChainedTable {
   /// Unlinks every entry (without touching them).
   void clear() noexcept {
     Buckets& b = buckets();
-    for (std::size_t i = 0; i < b.count; ++i) b.heads[i].store(nullptr, std::memory_order_release);
+    for (std::size_t i = 0; i < b.count(); ++i) {
+      b.heads()[i].store(nullptr, std::memory_order_release);
+    }
     size_ = 0;
   }
 
   /// Frees the old bucket arrays whose stamp satisfies `safe(stamp)`.
   template <class Safe>
   void reclaim(Safe&& safe) noexcept {
-    std::erase_if(retired_, [&](const Retired& r) { return safe(r.stamp); });
+    std::erase_if(retired_, [&](const Retired& r) {
+      if (!safe(r.stamp)) return false;
+      Buckets::destroy(r.buckets);
+      return true;
+    });
   }
 
  private:
   static constexpr std::size_t kMinBuckets = 8;
 
-  struct Buckets {
-    explicit Buckets(std::size_t n) : count(n), heads(std::make_unique<std::atomic<Entry*>[]>(n)) {}
-    std::atomic<Entry*>& head(std::uint64_t hash) const noexcept {
-      return heads[static_cast<std::size_t>(hash) & (count - 1)];
+  /// A bucket array: its mask, then the heads in the same allocation, so
+  /// that a lookup reaches its bucket with one load fewer.
+  class Buckets {
+   public:
+    static Buckets* make(std::size_t n) {
+      void* raw = ::operator new(sizeof(Buckets) + n * sizeof(std::atomic<Entry*>));
+      auto* b = ::new (raw) Buckets(n - 1);
+      std::uninitialized_value_construct_n(b->heads(), n);
+      return b;
     }
-    const std::size_t count;
-    const std::unique_ptr<std::atomic<Entry*>[]> heads;
+    static void destroy(Buckets* b) noexcept {
+      if (b == nullptr) return;
+      const std::size_t n = b->count();
+      std::destroy_n(b->heads(), n);
+      b->~Buckets();
+      ::operator delete(static_cast<void*>(b), sizeof(Buckets) + n * sizeof(std::atomic<Entry*>));
+    }
+
+    std::size_t count() const noexcept { return mask_ + 1; }
+    std::atomic<Entry*>* heads() const noexcept {
+      return reinterpret_cast<std::atomic<Entry*>*>(
+          const_cast<char*>(reinterpret_cast<const char*>(this) + sizeof(Buckets)));
+    }
+    std::atomic<Entry*>& head(std::uint64_t hash) const noexcept {
+      return heads()[static_cast<std::size_t>(hash) & mask_];
+    }
+
+   private:
+    explicit Buckets(std::size_t mask) noexcept : mask_(mask) {}
+    const std::size_t mask_;
   };
+  static_assert(sizeof(Buckets) % alignof(std::atomic<Entry*>) == 0);
 
   struct Retired {
     std::uint64_t stamp;
-    std::unique_ptr<Buckets> buckets;
+    Buckets* buckets;
   };
 
   Buckets& buckets() const noexcept { return *current_.load(std::memory_order_relaxed); }
@@ -132,14 +165,14 @@ class ChainedTable {
 
   void grow(std::uint64_t epoch) {
     Buckets& old = buckets();
-    auto fresh = std::make_unique<Buckets>(old.count * 2);
-    retired_.reserve(retired_.size() + 1);  // the last step that may throw
+    retired_.reserve(retired_.size() + 1);
+    Buckets* fresh = Buckets::make(old.count() * 2);  // the last step that may throw
     // Readers may be walking the old array while entries move. Each entry is
     // pushed onto the front of its new chain, so a reader that follows an
     // entry into a new chain still walks a finite list; at worst it misses
     // the key, and the caller then looks again under the lock.
-    for (std::size_t i = 0; i < old.count; ++i) {
-      Entry* e = old.heads[i].load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < old.count(); ++i) {
+      Entry* e = old.heads()[i].load(std::memory_order_relaxed);
       while (e != nullptr) {
         Entry* next = e->chain_next.load(std::memory_order_relaxed);
         std::atomic<Entry*>& head = fresh->head(e->hash);
@@ -148,8 +181,8 @@ class ChainedTable {
         e = next;
       }
     }
-    retired_.push_back(Retired{epoch, std::unique_ptr<Buckets>(&old)});
-    current_.store(fresh.release(), std::memory_order_release);
+    retired_.push_back(Retired{epoch, &old});
+    current_.store(fresh, std::memory_order_release);
   }
 
   std::atomic<Buckets*> current_;
