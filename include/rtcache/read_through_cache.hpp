@@ -132,7 +132,7 @@ class ReadThroughCache {
     while ((std::size_t{1} << shard_bits_) < shard_count) ++shard_bits_;
     has_time_ = options_.expire_after_write.count() > 0 || options_.negative_ttl.count() > 0 ||
                 options_.refresh_after.count() > 0 || options_.stale_if_error.count() > 0;
-    entries_ = detail::EntryAllocator<Entry>(has_time_);
+    entries_ = detail::EntryLayout<Entry>(has_time_, static_cast<bool>(hooks_.weigher));
     if (options_.max_concurrent_loads > 0) {
       load_slots_ = std::make_unique<std::counting_semaphore<>>(
           static_cast<std::ptrdiff_t>(options_.max_concurrent_loads));
@@ -517,7 +517,7 @@ class ReadThroughCache {
       drain_reads_locked(*shard);
       const std::size_t resident = shard->table.size();
       std::size_t weight = 0;
-      shard->table.for_each([&](const Entry& e) { weight += e.weight; });
+      shard->table.for_each([&](const Entry& e) { weight += entries_.weight(e); });
       if (weight != shard->weight || weight > shard->capacity) return false;
       if (resident != shard->size.load(std::memory_order_relaxed)) return false;
       if (!check(shard->policy, resident)) return false;
@@ -537,7 +537,7 @@ class ReadThroughCache {
 
  private:
   using Entry = detail::Entry<K, V, typename Policy::Hook>;
-  using EntryOwner = typename detail::EntryAllocator<Entry>::Owner;
+  using EntryOwner = typename detail::EntryLayout<Entry>::Owner;
   using ShardPolicy = typename Policy::template Shard<Entry>;
   using Flight = detail::LoadFlight<V>;
   using State = detail::KeyState<V>;
@@ -584,6 +584,7 @@ class ReadThroughCache {
     std::unordered_map<K, State, Hash, KeyEqual> pending;
     std::vector<Retired> retired;            // unlinked, waiting for readers to leave
     std::size_t reclaim_at = kReclaimEvery;  // retired.size() that triggers an attempt
+    std::size_t inserts_since_reclaim = 0;   // while the table has old bucket arrays
   };
 
   /// Removals to tell the listener about once the lock is released: declare
@@ -1362,7 +1363,7 @@ class ReadThroughCache {
     }
     const std::int64_t now = now_ns();
     EntryOwner fresh(entries_,
-                     entries_.create(times_for(h, ttl, now), h, key, std::move(item), weight));
+                     entries_.create(times_for(h, ttl, now), weight, h, key, std::move(item)));
     link_locked(shard, current, fresh, removals, admission);
   }
 
@@ -1371,7 +1372,7 @@ class ReadThroughCache {
                              std::int64_t now, Removals& removals) {
     const detail::EntryTimes times{now + options_.negative_ttl.count(), detail::kNever};
     const std::uint64_t version = current != nullptr ? current->version : kUnknownVersion;
-    EntryOwner fresh(entries_, entries_.create(times, h, key, version, std::uint32_t{1}));
+    EntryOwner fresh(entries_, entries_.create(times, 1, h, key, version));
     link_locked(shard, current, fresh, removals);
   }
 
@@ -1382,15 +1383,21 @@ class ReadThroughCache {
     if (current != nullptr) {
       shard.table.replace(current, fresh.get());
       shard.policy.on_replace(*current, *fresh);
-      shard.weight = shard.weight - current->weight + fresh->weight;
+      shard.weight = shard.weight - entries_.weight(*current) + entries_.weight(*fresh);
       fresh.release();
       removals.note(*current, RemovalCause::kReplaced);
       retire_locked(shard, current);
     } else {
-      if (admission == Admission::kAlways) evict_locked(shard, removals, fresh->weight);
+      if (admission == Admission::kAlways) evict_locked(shard, removals, entries_.weight(*fresh));
       shard.table.insert(fresh.get(), epochs().stamp());
-      shard.weight += fresh->weight;
+      shard.weight += entries_.weight(*fresh);
       shard.policy.on_insert(*fresh.release());
+      // A grown table keeps its old bucket array until readers are done
+      // with it: free it soon, even if nothing is evicted meanwhile.
+      if (shard.table.has_retired() && ++shard.inserts_since_reclaim >= kReclaimEvery) {
+        shard.inserts_since_reclaim = 0;
+        reclaim_locked(shard, /*wait=*/false);
+      }
     }
     evict_locked(shard, removals);
     publish_size_locked(shard);
@@ -1403,7 +1410,7 @@ class ReadThroughCache {
       Entry* victim = shard.policy.evict();
       if (victim == nullptr) break;
       shard.table.unlink(victim);
-      shard.weight -= victim->weight;
+      shard.weight -= entries_.weight(*victim);
       if (has_time_ && now < 0) now = now_ns();
       if (has_time_ && expired(*victim, now)) {
         counters_.add(detail::Counter::kExpirations);
@@ -1420,7 +1427,7 @@ class ReadThroughCache {
     drain_reads_locked(shard);
     shard.table.unlink(e);
     shard.policy.on_remove(*e);
-    shard.weight -= e->weight;
+    shard.weight -= entries_.weight(*e);
     removals.note(*e, cause);
     retire_locked(shard, e);
     publish_size_locked(shard);
@@ -1477,8 +1484,8 @@ class ReadThroughCache {
   }
 
   Options options_;
-  detail::EntryAllocator<Entry> entries_{false};   // set with has_time_
-  detail::EpochDomain* epoch_domain_ = &epochs();  // read on every hit: no static-init check
+  detail::EntryLayout<Entry> entries_{false, false};  // set with has_time_
+  detail::EpochDomain* epoch_domain_ = &epochs();     // read on every hit: no static-init check
   std::uint64_t seed_;
   std::shared_ptr<const Clock> clock_;
   unsigned shard_bits_ = 0;

@@ -31,8 +31,11 @@ class PolicyHarness {
   PolicyHarness(const PolicyHarness&) = delete;
   PolicyHarness& operator=(const PolicyHarness&) = delete;
 
-  /// The hash the entry of `key` carries: well mixed, as the cache's are.
-  static std::uint64_t hash_of(int key) { return detail::mix64(static_cast<std::uint64_t>(key)); }
+  /// The hash the entry of `key` carries: well mixed, as the cache's are,
+  /// and cut to the low 32 bits that entries keep.
+  static std::uint64_t hash_of(int key) {
+    return static_cast<std::uint32_t>(detail::mix64(static_cast<std::uint64_t>(key)));
+  }
 
   /// A read: a hit is shown to the policy, a miss inserts the key (as a
   /// loader would) and evicts while over capacity. Returns whether it hit.
@@ -93,8 +96,7 @@ class PolicyHarness {
 
  private:
   static std::unique_ptr<Entry> make_entry(int key, int value, std::uint64_t version) {
-    return std::make_unique<Entry>(hash_of(key), key, Versioned<int>{value, version},
-                                   std::uint32_t{1});
+    return std::make_unique<Entry>(hash_of(key), key, Versioned<int>{value, version});
   }
 
   void insert(int key, int value) {

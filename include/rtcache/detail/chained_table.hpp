@@ -47,7 +47,7 @@ class ChainedTable {
     const Buckets& b = *current_.load(std::memory_order_acquire);
     for (Entry* e = b.head(hash).load(std::memory_order_acquire); e != nullptr;
          e = e->chain_next.load(std::memory_order_acquire)) {
-      if (e->hash == hash && matches(*e)) return e;
+      if (e->hash == static_cast<std::uint32_t>(hash) && matches(*e)) return e;
     }
     return nullptr;
   }
@@ -100,6 +100,9 @@ class ChainedTable {
     }
     size_ = 0;
   }
+
+  /// True while replaced bucket arrays wait for `reclaim`.
+  [[nodiscard]] bool has_retired() const noexcept { return !retired_.empty(); }
 
   /// Frees the old bucket arrays whose stamp satisfies `safe(stamp)`.
   template <class Safe>

@@ -30,20 +30,20 @@ struct EntryTimes {
 /// That is what lets a reader copy the value without a lock once the entry's
 /// memory is protected from reuse (see epoch.hpp).
 ///
-/// The small fields come first, so that they fill the hook's tail padding.
-/// Expiry times are not members: a cache whose options need time allocates
-/// its entries with an `EntryTimes` just before them (`EntryAllocator`), and
-/// a cache without pays nothing for them.
+/// Kept small: the flags and the hash's low half come first, so that they
+/// fill the hook's tail padding; the expiry times and the weight are not
+/// members but sit in front of the entry, and only in caches that use them
+/// (`EntryLayout`).
 template <class K, class V, class Hook>
 struct Entry : Hook {
   /// A positive entry.
-  Entry(std::uint64_t h, const K& k, Versioned<V>&& v, std::uint32_t w)
-      : negative(false), weight(w), hash(h), version(v.version), key(k) {
+  Entry(std::uint64_t h, const K& k, Versioned<V>&& v)
+      : negative(false), hash(static_cast<std::uint32_t>(h)), version(v.version), key(k) {
     std::construct_at(&value, std::move(v.value));
   }
   /// A negative entry: "not found".
-  Entry(std::uint64_t h, const K& k, std::uint64_t v, std::uint32_t w)
-      : negative(true), weight(w), hash(h), version(v), key(k) {}
+  Entry(std::uint64_t h, const K& k, std::uint64_t v)
+      : negative(true), hash(static_cast<std::uint32_t>(h)), version(v), key(k) {}
   ~Entry() {
     if (!negative) std::destroy_at(&value);
   }
@@ -56,9 +56,10 @@ struct Entry : Hook {
   /// Set by the first hit that starts this entry's refresh.
   std::atomic<bool> refresh_started{false};
   const bool negative;
-  const std::uint32_t weight;
+  /// The low 32 bits of the key's mixed hash: they pick the bucket, filter
+  /// the chain walk, and feed the policy's sketches.
+  const std::uint32_t hash;
   std::atomic<Entry*> chain_next{nullptr};
-  const std::uint64_t hash;
   const std::uint64_t version;
   const K key;
   union {
@@ -66,16 +67,23 @@ struct Entry : Hook {
   };
 };
 
-/// Creates and destroys the entries of one cache: with an `EntryTimes` in
-/// front of each when the cache keeps times, without otherwise.
+/// How one cache lays its entries out, and creates and destroys them: in
+/// front of each entry an `EntryTimes` when the cache keeps time, and its
+/// weight when the cache has a weigher; nothing otherwise.
+///
+///     [weight, padded to 8 bytes] [EntryTimes] [Entry]
 template <class Entry>
-class EntryAllocator {
+class EntryLayout {
  public:
-  explicit EntryAllocator(bool with_times) noexcept : prefix_(with_times ? kTimesSpace : 0) {}
+  EntryLayout(bool with_times, bool with_weight) noexcept
+      : times_(with_times ? sizeof(EntryTimes) : 0),
+        weighted_(with_weight),
+        prefix_(round_up(times_ + (with_weight ? kWeightSpace : 0))) {}
 
-  /// A new entry (constructed from `args`) with times `t` (ignored without).
+  /// A new entry (constructed from `args`) with times `t` and weight `w`
+  /// (each ignored when the layout has no room for it).
   template <class... Args>
-  [[nodiscard]] Entry* create(EntryTimes t, Args&&... args) const {
+  [[nodiscard]] Entry* create(EntryTimes t, std::uint32_t w, Args&&... args) const {
     void* raw = allocate(prefix_ + sizeof(Entry));
     auto* e = reinterpret_cast<Entry*>(static_cast<char*>(raw) + prefix_);
     try {
@@ -84,7 +92,8 @@ class EntryAllocator {
       deallocate(raw, prefix_ + sizeof(Entry));
       throw;
     }
-    if (prefix_ != 0) std::construct_at(times_address(e), t);
+    if (times_ != 0) std::construct_at(times_address(e), t);
+    if (weighted_) std::construct_at(weight_address(e), w);
     return e;
   }
 
@@ -96,35 +105,48 @@ class EntryAllocator {
 
   /// The entry's times: never expiring, never refreshing without times.
   [[nodiscard]] EntryTimes times(const Entry& e) const noexcept {
-    if (prefix_ == 0) return EntryTimes{};
+    if (times_ == 0) return EntryTimes{};
     return *times_address(const_cast<Entry*>(&e));
+  }
+
+  /// The entry's weight: 1 without a weigher.
+  [[nodiscard]] std::uint32_t weight(const Entry& e) const noexcept {
+    if (!weighted_) return 1;
+    return *weight_address(const_cast<Entry*>(&e));
   }
 
   /// Owns an entry until it is linked.
   class Owner {
    public:
-    Owner(const EntryAllocator& allocator, Entry* e) noexcept : allocator_(allocator), e_(e) {}
+    Owner(const EntryLayout& layout, Entry* e) noexcept : layout_(layout), e_(e) {}
     Owner(const Owner&) = delete;
     Owner& operator=(const Owner&) = delete;
-    ~Owner() { allocator_.destroy(e_); }
+    ~Owner() { layout_.destroy(e_); }
     Entry* get() const noexcept { return e_; }
     Entry* operator->() const noexcept { return e_; }
     Entry& operator*() const noexcept { return *e_; }
     Entry* release() noexcept { return std::exchange(e_, nullptr); }
 
    private:
-    const EntryAllocator& allocator_;
+    const EntryLayout& layout_;
     Entry* e_;
   };
 
  private:
   static constexpr std::size_t kAlign = alignof(Entry) > alignof(EntryTimes) ? alignof(Entry)
                                                                              : alignof(EntryTimes);
-  static constexpr std::size_t kTimesSpace = (sizeof(EntryTimes) + kAlign - 1) / kAlign * kAlign;
+  static constexpr std::size_t kWeightSpace = 8;
   static constexpr bool kOverAligned = kAlign > __STDCPP_DEFAULT_NEW_ALIGNMENT__;
 
-  static EntryTimes* times_address(Entry* e) noexcept {
+  static constexpr std::size_t round_up(std::size_t n) noexcept {
+    return (n + kAlign - 1) / kAlign * kAlign;
+  }
+
+  EntryTimes* times_address(Entry* e) const noexcept {
     return reinterpret_cast<EntryTimes*>(reinterpret_cast<char*>(e) - sizeof(EntryTimes));
+  }
+  std::uint32_t* weight_address(Entry* e) const noexcept {
+    return reinterpret_cast<std::uint32_t*>(reinterpret_cast<char*>(e) - times_ - kWeightSpace);
   }
 
   static void* allocate(std::size_t size) {
@@ -143,7 +165,9 @@ class EntryAllocator {
     }
   }
 
-  std::size_t prefix_;
+  std::size_t times_;   // bytes of EntryTimes in front of the entry (0 or 16)
+  bool weighted_;       // a weight in front of the times
+  std::size_t prefix_;  // all bytes in front of the entry
 };
 
 }  // namespace rtcache::detail

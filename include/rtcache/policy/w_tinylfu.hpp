@@ -337,8 +337,11 @@ struct WTinyLfu {
       if (++clock_ == 0) clock_ = 1;
     }
 
+    // Entries keep 32 bits of hash, which also pick the slot: the
+    // fingerprint comes from a remix of them, so that it is independent of
+    // the slot.
     static std::uint32_t fingerprint(std::uint64_t hash) noexcept {
-      return static_cast<std::uint32_t>(hash >> 32) | 1U;  // never 0, an empty slot's
+      return static_cast<std::uint32_t>(detail::mix64(hash) >> 32) | 1U;  // never 0 (empty slot)
     }
 
     // The clock at the key's last use before it left, if it left recently.
