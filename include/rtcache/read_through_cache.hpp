@@ -34,6 +34,7 @@
 #include "detail/hash.hpp"
 #include "detail/key_state.hpp"
 #include "detail/macros.hpp"
+#include "detail/object_array.hpp"
 #include "detail/read_buffer.hpp"
 #include "detail/striped_counters.hpp"
 #include "detail/thread_pool.hpp"
@@ -137,14 +138,15 @@ class ReadThroughCache {
       load_slots_ = std::make_unique<std::counting_semaphore<>>(
           static_cast<std::ptrdiff_t>(options_.max_concurrent_loads));
     }
-    shards_.reserve(shard_count);
-    for (std::size_t i = 0; i < shard_count; ++i) {
-      // Shard i holds capacity / shards, the first (capacity % shards) one
-      // more: the shares add up to the capacity exactly.
+    // Shard i holds capacity / shards, the first (capacity % shards) one
+    // more: the shares add up to the capacity exactly.
+    shard_storage_.emplace(shard_count, [&](std::size_t i, Shard* at) {
       const std::size_t share =
           options_.capacity / shard_count + (i < options_.capacity % shard_count ? 1 : 0);
-      shards_.push_back(std::make_unique<Shard>(share, detail::mix64(seed_ + i)));
-    }
+      std::construct_at(at, share, detail::mix64(seed_ + i));
+    });
+    shards_.reserve(shard_count);
+    for (std::size_t i = 0; i < shard_count; ++i) shards_.push_back(&(*shard_storage_)[i]);
   }
 
   ReadThroughCache(const ReadThroughCache&) = delete;
@@ -720,7 +722,7 @@ class ReadThroughCache {
   std::size_t shard_index(std::uint64_t h) const noexcept {
     return shard_bits_ == 0 ? 0 : static_cast<std::size_t>(h >> (64 - shard_bits_));
   }
-  Shard& shard_for(std::uint64_t h) const noexcept { return *shards_[shard_index(h)]; }
+  Shard& shard_for(std::uint64_t h) const noexcept { return (*shard_storage_)[shard_index(h)]; }
 
   Entry* find_locked(const Shard& shard, std::uint64_t h, const K& key) const {
     return shard.table.find(h, [&](const Entry& e) { return key_equal_(e.key, key); });
@@ -1490,7 +1492,8 @@ class ReadThroughCache {
   std::shared_ptr<const Clock> clock_;
   unsigned shard_bits_ = 0;
   bool has_time_ = false;
-  std::vector<std::unique_ptr<Shard>> shards_;
+  std::optional<detail::ObjectArray<Shard>> shard_storage_;  // one block: a hit indexes it
+  std::vector<Shard*> shards_;                               // the same, to iterate
   mutable detail::StripedCounters counters_;
   std::unique_ptr<std::counting_semaphore<>> load_slots_;
   hooks_type hooks_;
