@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "hash.hpp"
+#include "prefetch.hpp"
 
 namespace rtcache::detail {
 
@@ -60,6 +61,12 @@ class FrequencySketch {
       }
     }
     if (added && ++additions_ >= sample_size_) halve();
+  }
+
+  /// Asks the processor to fetch the block of the key's counters, for a
+  /// later `increment` (so that its cache miss overlaps other work).
+  RTCACHE_ALWAYS_INLINE void prefetch(std::uint64_t hash) const noexcept {
+    detail::prefetch(&blocks_[spread(hash) & block_mask_]);
   }
 
   /// The estimated number of recent occurrences of the key, at most 15.
