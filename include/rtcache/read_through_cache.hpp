@@ -856,9 +856,15 @@ class ReadThroughCache {
 
   static void drain_reads_locked(Shard& shard) noexcept {
     if constexpr (!kConcurrentAccess) {
-      shard.reads.drain([&](Entry& e) {
-        if (e.resident.load(std::memory_order_relaxed)) shard.policy.on_access(e);
-      });
+      shard.reads.drain(
+          [&](Entry& e) {
+            if constexpr (requires { shard.policy.prepare_access(e); }) {
+              shard.policy.prepare_access(e);
+            }
+          },
+          [&](Entry& e) {
+            if (e.resident.load(std::memory_order_relaxed)) shard.policy.on_access(e);
+          });
     }
   }
 

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "hash.hpp"
+#include "prefetch.hpp"
 
 namespace rtcache::detail {
 
@@ -54,12 +55,23 @@ class FrequencySketch {
     Block& block = blocks_[h & block_mask_];
     bool added = false;
     for (unsigned row = 0; row < kRows; ++row) {
-      if (read(block, h, row) < kMaxCount) {
-        add_one(block, h, row);
+      // One byte of the high half per row: its low bit picks the row's word,
+      // the next four the counter (as word_index and shift do).
+      const auto byte = static_cast<unsigned>(h >> (32 + row * 8));
+      std::uint64_t& word = block.words[row * 2 + (byte & 1)];
+      const unsigned counter_shift = (byte & 0x1e) << 1;
+      if (((word >> counter_shift) & kMaxCount) != kMaxCount) {
+        word += std::uint64_t{1} << counter_shift;
         added = true;
       }
     }
     if (added && ++additions_ >= sample_size_) halve();
+  }
+
+  /// Asks the processor to fetch the block of the key's counters, for a
+  /// later `increment` (so that its cache miss overlaps other work).
+  RTCACHE_ALWAYS_INLINE void prefetch(std::uint64_t hash) const noexcept {
+    detail::prefetch(&blocks_[spread(hash) & block_mask_]);
   }
 
   /// The estimated number of recent occurrences of the key, at most 15.
@@ -142,9 +154,6 @@ class FrequencySketch {
   }
   static unsigned read(const Block& block, std::uint64_t h, unsigned row) noexcept {
     return static_cast<unsigned>((block.words[word_index(h, row)] >> shift(h, row)) & 15);
-  }
-  static void add_one(Block& block, std::uint64_t h, unsigned row) noexcept {
-    block.words[word_index(h, row)] += std::uint64_t{1} << shift(h, row);
   }
 
   std::size_t block_mask_;

@@ -11,6 +11,7 @@
 #include "../detail/frequency_sketch.hpp"
 #include "../detail/hash.hpp"
 #include "../detail/intrusive_list.hpp"
+#include "../detail/prefetch.hpp"
 
 namespace rtcache::policy {
 
@@ -38,8 +39,11 @@ namespace rtcache::policy {
 /// first visit still displace idle residents. For that test each entry
 /// carries the shard's request clock at its last use (in the hook's padding),
 /// and the shard keeps a direct-mapped table of recently departed keys (four
-/// slots per entry of capacity, each a 32-bit hash fingerprint and a 32-bit
-/// clock, allocated once): hashes only, never keys, like the sketch. So
+/// 32-bit slots per entry of capacity, allocated once, each a 10-bit hash
+/// fingerprint and the low 22 bits of the clock at the key's last use; in
+/// shards of more than 4096 entries the clock is stored in coarser units, so
+/// that a slot still spans over a thousand times the capacity in requests):
+/// hashes only, never keys, like the sketch. So
 /// one-time keys, scans and loops cannot flush the entries worth keeping,
 /// while the window still serves bursts.
 ///
@@ -95,7 +99,8 @@ struct WTinyLfu {
       step_ = -kStepShare * static_cast<double>(capacity_);
       const std::size_t slots = capacity_ * kHistoryPerEntry;
       history_mask_ = std::bit_ceil(slots < kMinHistory ? kMinHistory : slots) - 1;
-      history_ = std::make_unique<std::uint64_t[]>(history_mask_ + 1);
+      history_ = std::make_unique<std::uint32_t[]>(history_mask_ + 1);
+      history_shift_ = history_shift_for(capacity_);
     }
 
     void on_insert(Entry& e) noexcept {
@@ -115,6 +120,16 @@ struct WTinyLfu {
       tick();
       e.stamp = clock_;
       touch(e);
+    }
+
+    /// Before a batch of `on_access` calls (the cache's read buffer replays
+    /// up to 16 hits at once): fetches what `on_access(e)` will write, the
+    /// key's sketch block and the entry's list neighbours, so that the
+    /// batch's cache misses overlap instead of coming one after another.
+    RTCACHE_ALWAYS_INLINE void prepare_access(const Entry& e) const noexcept {
+      sketch_.prefetch(e.hash);
+      detail::prefetch(e.prev);
+      detail::prefetch(e.next);
     }
 
     /// The new value takes the old one's place and counts as a hit (without
@@ -337,24 +352,44 @@ struct WTinyLfu {
       if (++clock_ == 0) clock_ = 1;
     }
 
-    // Entries keep 32 bits of hash, which also pick the slot: the
-    // fingerprint comes from a remix of them, so that it is independent of
-    // the slot.
-    static std::uint32_t fingerprint(std::uint64_t hash) noexcept {
-      return static_cast<std::uint32_t>(detail::mix64(hash) >> 32) | 1U;  // never 0 (empty slot)
+    // A history slot, 32 bits: at the top, a kFingerprintBits fingerprint
+    // of the hash (never 0, an empty slot's); below, the
+    // low kClockBits bits of the clock at the key's last use, counted in
+    // units of 2^history_shift_ requests (1 for shards of up to 4096 entries,
+    // so that a slot spans at least 1024 times the shard's capacity).
+    static constexpr unsigned kFingerprintBits = 10;
+    static constexpr unsigned kClockBits = 32 - kFingerprintBits;
+    static constexpr std::uint32_t kClockMask = (std::uint32_t{1} << kClockBits) - 1;
+    static constexpr unsigned kExactHistoryBits = 12;  // shards of 4096 entries
+
+    static unsigned history_shift_for(std::size_t capacity) noexcept {
+      const auto bits = static_cast<unsigned>(std::bit_width(capacity));
+      const unsigned shift = bits > kExactHistoryBits ? bits - kExactHistoryBits : 0;
+      return shift < 32 - kClockBits ? shift : 32 - kClockBits;  // units must not wrap early
     }
 
-    // The clock at the key's last use before it left, if it left recently.
+    // Entries keep 32 bits of hash, whose low ones pick the slot: the
+    // fingerprint comes from a remix of them, independent of the slot.
+    static std::uint32_t fingerprint(std::uint64_t hash) noexcept {
+      const auto bits = static_cast<std::uint32_t>(detail::mix64(hash) >> 32) &
+                        ((std::uint32_t{1} << kFingerprintBits) - 1);
+      return bits != 0 ? bits : 1;
+    }
+
+    // The clock at the key's last use before it left (to the unit), if it
+    // left recently.
     [[nodiscard]] std::uint32_t previous_use(std::uint64_t hash) const noexcept {
-      const std::uint64_t slot = history_[hash & history_mask_];
-      return static_cast<std::uint32_t>(slot >> 32) == fingerprint(hash)
-                 ? static_cast<std::uint32_t>(slot)
-                 : 0;
+      const std::uint32_t slot = history_[hash & history_mask_];
+      if ((slot >> kClockBits) != fingerprint(hash)) return 0;
+      const std::uint32_t now = clock_ >> history_shift_;
+      const std::uint32_t use = (now - ((now - slot) & kClockMask)) << history_shift_;
+      return use != 0 ? use : 1;
     }
 
     void remember(std::uint64_t hash, std::uint32_t last_use) noexcept {
       if (last_use == 0) return;
-      history_[hash & history_mask_] = (std::uint64_t{fingerprint(hash)} << 32) | last_use;
+      history_[hash & history_mask_] =
+          (fingerprint(hash) << kClockBits) | ((last_use >> history_shift_) & kClockMask);
     }
 
     std::uint64_t next_random() noexcept {
@@ -424,9 +459,11 @@ struct WTinyLfu {
     std::uint64_t random_state_;
     std::uint32_t clock_ = 0;  // requests seen by the shard (0 is skipped: "not known")
     std::size_t history_mask_ = 0;
-    // The last use of recently departed keys: per slot, a 32-bit fingerprint of
-    // the hash and the clock, direct-mapped by hash (a newer key overwrites).
-    std::unique_ptr<std::uint64_t[]> history_;
+    // The last use of recently departed keys: per slot, a fingerprint of the
+    // hash and the clock (see previous_use), direct-mapped by hash (a newer
+    // key overwrites).
+    std::unique_ptr<std::uint32_t[]> history_;
+    unsigned history_shift_ = 0;
     std::size_t sample_size_;
     std::size_t hits_in_sample_ = 0;
     std::size_t misses_in_sample_ = 0;
