@@ -567,21 +567,27 @@ class ReadThroughCache {
 
   /// One lock stripe: its table, its policy, its in-progress registry and its
   /// lock, on cache lines of its own.
+  ///
+  /// What a lock-free hit reads (the read buffer's stripes, the table's
+  /// bucket array pointer) comes first, on cache lines that only a grow
+  /// writes; what the lock holder writes (the lock, the draining flag, the
+  /// sizes, the policy) comes after, so that replaying hits or inserting
+  /// does not take the lines that every hit needs from the other cores.
   struct alignas(64) Shard {
     Shard(std::size_t share, std::uint64_t seed)
-        : capacity(share), reads(std::thread::hardware_concurrency()), policy(share, seed) {
+        : reads(std::thread::hardware_concurrency()), capacity(share), policy(share, seed) {
       retired.reserve(kRetiredCapacity);
     }
 
-    mutable std::mutex mutex;
-    std::condition_variable write_done;  // a write of some key in this shard finished
-    const std::size_t capacity;          // in entries, or in weight with a weigher
-    std::size_t weight = 0;              // under the lock
+    mutable detail::ReadBuffer<Entry> reads;  // hits not yet shown to the policy
+    const std::size_t capacity;               // in entries, or in weight with a weigher
+    detail::ChainedTable<Entry> table;        // its bucket pointer on a line of its own
+    alignas(64) mutable std::mutex mutex;
+    mutable std::atomic<bool> draining{false};  // a reader is replaying `reads`
+    std::condition_variable write_done;         // a write of some key in this shard finished
+    std::size_t weight = 0;                     // under the lock
     std::atomic<std::size_t> size{0};
     std::atomic<std::size_t> weight_published{0};
-    detail::ChainedTable<Entry> table;
-    mutable detail::ReadBuffer<Entry> reads;    // hits not yet shown to the policy
-    mutable std::atomic<bool> draining{false};  // a reader is replaying `reads`
     mutable ShardPolicy policy;
     std::unordered_map<K, State, Hash, KeyEqual> pending;
     std::vector<Retired> retired;            // unlinked, waiting for readers to leave
@@ -874,15 +880,18 @@ class ReadThroughCache {
   Result<kWithVersion> lookup_or_load(const K& key) {
     const std::uint64_t h = hash_of(key);
     Shard& shard = shard_for(h);
+    // One named result, returned on every path: built in the caller's slot,
+    // never copied (a copy of a just-written optional stalls the load).
     Result<kWithVersion> found;
     const Hit hit = try_hit<kWithVersion>(shard, h, key, found);
-    if (hit == Hit::kHit) [[likely]]
-      return found;
-    if (hit == Hit::kHitAndRefresh) {
-      start_refresh(shard, h, key);
-      return found;
+    if (hit != Hit::kHit) [[unlikely]] {
+      if (hit == Hit::kHitAndRefresh) {
+        start_refresh(shard, h, key);
+      } else {
+        found = load_after_miss<kWithVersion>(shard, h, key);
+      }
     }
-    return load_after_miss<kWithVersion>(shard, h, key);
+    return found;
   }
 
   template <bool kWithVersion>

@@ -188,8 +188,10 @@ class ChainedTable {
     current_.store(fresh, std::memory_order_release);
   }
 
-  std::atomic<Buckets*> current_;
-  std::size_t size_ = 0;
+  // Lock-free readers load `current_` on every lookup; the rest changes on
+  // every insert: keep them on separate cache lines.
+  alignas(64) std::atomic<Buckets*> current_;
+  alignas(64) std::size_t size_ = 0;
   std::vector<Retired> retired_;
 };
 
