@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <concepts>
 #include <condition_variable>
@@ -550,13 +551,23 @@ class ReadThroughCache {
     }
   }();
 
-  /// An unlinked entry and the epoch it was unlinked in.
+  /// An unlinked entry and the epoch it was unlinked in, or kUnstamped until
+  /// the next reclaim stamps every entry retired since the previous one with
+  /// one read of the epoch (a later stamp than the unlink's only delays the
+  /// free; see `reclaim_locked`).
   struct Retired {
     Entry* entry;
     std::uint64_t stamp;
   };
-  static constexpr std::size_t kRetiredCapacity = 256;
-  static constexpr std::size_t kReclaimEvery = 32;  // retirements between attempts
+  static constexpr std::uint64_t kUnstamped = detail::EpochDomain::kInactive;
+  /// A shard keeps at most this many retired entries: a quarter of its share,
+  /// within these bounds. The more it may keep, the more rarely it needs to
+  /// move the epoch (a barrier on every running thread of the process).
+  static constexpr std::size_t kMinRetiredCapacity = 256;
+  static constexpr std::size_t kMaxRetiredCapacity = 1024;
+  static std::size_t retired_capacity_for(std::size_t share) noexcept {
+    return std::clamp(std::bit_ceil(share / 4 + 1), kMinRetiredCapacity, kMaxRetiredCapacity);
+  }
 
   static detail::EpochDomain& epochs() noexcept { return detail::EpochDomain::instance(); }
 
@@ -564,13 +575,20 @@ class ReadThroughCache {
   /// lock, on cache lines of its own.
   struct alignas(64) Shard {
     Shard(std::size_t share, std::uint64_t seed)
-        : capacity(share), reads(std::thread::hardware_concurrency()), policy(share, seed) {
-      retired.reserve(kRetiredCapacity);
+        : capacity(share),
+          retired_capacity(retired_capacity_for(share)),
+          reclaim_every(retired_capacity / 8),
+          reads(std::thread::hardware_concurrency()),
+          policy(share, seed) {
+      retired.reserve(retired_capacity);
+      reclaim_at = reclaim_every;
     }
 
     mutable std::mutex mutex;
     std::condition_variable write_done;  // a write of some key in this shard finished
     const std::size_t capacity;          // in entries, or in weight with a weigher
+    const std::size_t retired_capacity;  // the most entries `retired` holds
+    const std::size_t reclaim_every;     // retirements between reclaims
     std::size_t weight = 0;              // under the lock
     std::atomic<std::size_t> size{0};
     std::atomic<std::size_t> weight_published{0};
@@ -579,8 +597,8 @@ class ReadThroughCache {
     mutable std::atomic<bool> draining{false};  // a reader is replaying `reads`
     mutable ShardPolicy policy;
     std::unordered_map<K, State, Hash, KeyEqual> pending;
-    std::vector<Retired> retired;            // unlinked, waiting for readers to leave
-    std::size_t reclaim_at = kReclaimEvery;  // retired.size() that triggers an attempt
+    std::vector<Retired> retired;  // unlinked, waiting for readers to leave
+    std::size_t reclaim_at = 0;    // retired.size() that triggers an attempt
   };
 
   /// Removals to tell the listener about once the lock is released: declare
@@ -1368,7 +1386,7 @@ class ReadThroughCache {
       retire_locked(shard, current);
     } else {
       if (admission == Admission::kAlways) evict_locked(shard, removals, fresh->weight);
-      shard.table.insert(fresh.get(), epochs().stamp());
+      shard.table.insert(fresh.get(), [] { return epochs().stamp(); });
       shard.weight += fresh->weight;
       shard.policy.on_insert(*fresh.release());
     }
@@ -1413,20 +1431,38 @@ class ReadThroughCache {
 
   /// Hands an unlinked entry to epoch reclamation. Lock-free readers may still
   /// be copying it, so it is freed only after every reader that might have
-  /// seen it has left its epoch guard.
+  /// seen it has left its epoch guard. It is stamped by the next reclaim.
   void retire_locked(Shard& shard, Entry* e) noexcept {
     e->resident.store(false, std::memory_order_relaxed);
-    if (shard.retired.size() == kRetiredCapacity) reclaim_locked(shard, /*wait=*/true);
-    shard.retired.push_back(Retired{e, epochs().stamp()});  // within the reserved capacity
+    if (shard.retired.size() == shard.retired_capacity) reclaim_locked(shard, /*wait=*/true);
+    shard.retired.push_back(Retired{e, kUnstamped});  // within the reserved capacity
     if (shard.retired.size() >= shard.reclaim_at) reclaim_locked(shard, /*wait=*/false);
   }
 
   /// Frees the retired entries (and bucket arrays) no reader can still see.
   /// With `wait`, first waits for every retired entry to become free-able;
   /// reader critical sections are short and never block, so this is brief.
+  ///
+  /// Stamping: the entries retired since the last reclaim were all unlinked
+  /// before this call (under the shard lock, which orders other threads'
+  /// unlinks before it), so one `stamp()` now, a read-modify-write that reads
+  /// the latest epoch, is at least the stamp each would have got when it was
+  /// unlinked, and makes their unlinks visible to whoever advances the epoch
+  /// past it, exactly as a stamp per entry did. A later stamp only frees later.
+  ///
+  /// Advancing: moving the epoch costs a barrier on every running thread, so
+  /// it is only tried once half the retired capacity is in use; other shards'
+  /// and caches' advances free this shard's entries too.
   void reclaim_locked(Shard& shard, bool wait) noexcept {
-    std::uint64_t now = epochs().try_advance();
-    if (wait && !shard.retired.empty()) now = wait_for_grace(shard.retired.back().stamp);
+    std::uint64_t now = epochs().stamp();
+    for (Retired& r : shard.retired) {
+      if (r.stamp == kUnstamped) r.stamp = now;
+    }
+    if (wait && !shard.retired.empty()) {
+      now = wait_for_grace(shard.retired.back().stamp);
+    } else if (shard.retired.size() >= shard.retired_capacity / 2) {
+      now = epochs().try_advance();
+    }
     const auto safe = [now](std::uint64_t stamp) {
       return detail::EpochDomain::safe_to_free(stamp, now);
     };
@@ -1443,7 +1479,7 @@ class ReadThroughCache {
       return true;
     });
     shard.table.reclaim(safe);
-    shard.reclaim_at = std::min(kRetiredCapacity, shard.retired.size() + kReclaimEvery);
+    shard.reclaim_at = std::min(shard.retired_capacity, shard.retired.size() + shard.reclaim_every);
   }
 
   /// Waits until an object retired at `stamp` may be freed; returns the epoch.
