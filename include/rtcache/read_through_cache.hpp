@@ -307,7 +307,7 @@ class ReadThroughCache {
                   "rtcache: put() needs a Writer; this cache was declared read-only (NoWriter)");
     const std::uint64_t h = hash_of(key);
     Shard& shard = shard_for(h);
-    WriteGate gate(shard, key);
+    WriteGate gate(shard, h, key);
     Versioned<V> stored = call_writer(key, std::move(value));
     const std::uint32_t weight = weigh(key, stored.value);
     Removals removals(*this);
@@ -369,7 +369,7 @@ class ReadThroughCache {
     Shard& shard = shard_for(h);
     Removals removals(*this);
     std::lock_guard lock(shard.mutex);
-    supersede_pending_locked(shard, key);
+    supersede_pending_locked(shard, h, key);
     if (Entry* e = find_locked(shard, h, key)) {
       remove_locked(shard, e, RemovalCause::kInvalidated, removals);
     }
@@ -383,7 +383,7 @@ class ReadThroughCache {
     Shard& shard = shard_for(h);
     Removals removals(*this);
     std::lock_guard lock(shard.mutex);
-    if (State* state = supersede_pending_locked(shard, key)) {
+    if (State* state = supersede_pending_locked(shard, h, key)) {
       // A write of the key in progress here must not install an older version.
       state->version_floor = std::max(state->version_floor, version);
     }
@@ -418,7 +418,7 @@ class ReadThroughCache {
       Removals removals(*this);
       std::lock_guard lock(shard.mutex);
       for (const Match& m : matches) {
-        supersede_pending_locked(shard, m.key);
+        supersede_pending_locked(shard, m.hash, m.key);
         Entry* e = find_locked(shard, m.hash, m.key);
         if (e == m.entry) remove_locked(shard, e, RemovalCause::kInvalidated, removals);
       }
@@ -433,7 +433,7 @@ class ReadThroughCache {
       Shard& shard = *shard_ptr;
       std::lock_guard lock(shard.mutex);
       dropped.reserve(dropped.size() + shard.table.size());  // may throw: nothing changed yet
-      for (auto& [key, state] : shard.pending) supersede_load_locked(state);
+      shard.pending.for_each([](const K&, State& state) { supersede_load_locked(state); });
       drain_reads_locked(shard);
       shard.table.for_each([&](Entry& e) {
         shard.policy.on_remove(e);
@@ -596,7 +596,7 @@ class ReadThroughCache {
     mutable detail::ReadBuffer<Entry> reads;    // hits not yet shown to the policy
     mutable std::atomic<bool> draining{false};  // a reader is replaying `reads`
     mutable ShardPolicy policy;
-    std::unordered_map<K, State, Hash, KeyEqual> pending;
+    detail::KeyRegistry<K, V, KeyEqual> pending;
     std::vector<Retired> retired;  // unlinked, waiting for readers to leave
     std::size_t reclaim_at = 0;    // retired.size() that triggers an attempt
   };
@@ -637,11 +637,17 @@ class ReadThroughCache {
 
   /// Admits one write of a key at a time: the constructor waits until no
   /// other write of the key is in progress, the destructor lets the next in.
+  ///
+  /// A write that finds the key taken first spins for a while without the
+  /// lock, polling `State::writing`: the write ahead of it usually finishes
+  /// in well under a microsecond, far sooner than a sleep on the condition
+  /// and its wake-up would. Writers can be slow (a store round trip), so the
+  /// spin is bounded, after which it sleeps on the shard's condition.
   class WriteGate {
    public:
-    WriteGate(Shard& shard, const K& key) : shard_(shard), key_(key) {
+    WriteGate(Shard& shard, std::uint64_t h, const K& key) : shard_(shard), hash_(h) {
       std::unique_lock lock(shard.mutex);
-      state_ = &shard.pending.try_emplace(key).first->second;
+      state_ = &shard.pending.get(h, key);
       const auto me = std::this_thread::get_id();
       if (state_->writer == me) {
         throw RecursiveCallError(
@@ -649,11 +655,23 @@ class ReadThroughCache {
             "that would deadlock");
       }
       if (state_->writer != std::thread::id{}) {
-        ++state_->waiting_writers;
-        shard.write_done.wait(lock, [&] { return state_->writer == std::thread::id{}; });
+        ++state_->waiting_writers;  // keeps the state, polled below, registered
+        int spins = kSpinRounds;
+        while (state_->writer != std::thread::id{}) {
+          if (spins > 0) {
+            lock.unlock();
+            spins = spin(*state_, spins);
+            lock.lock();
+          } else {
+            ++state_->sleeping_writers;
+            shard.write_done.wait(lock);
+            --state_->sleeping_writers;
+          }
+        }
         --state_->waiting_writers;
       }
       state_->writer = me;
+      state_->writing.store(true, std::memory_order_relaxed);
     }
 
     WriteGate(const WriteGate&) = delete;
@@ -669,19 +687,38 @@ class ReadThroughCache {
 
     /// Lets the next write of the key in, from within the caller's own
     /// critical section (saving a lock round trip); the destructor then only
-    /// wakes the writers waiting.
+    /// wakes the writers asleep.
     void release_locked() noexcept {
       state_->writer = std::thread::id{};
-      wake_ = state_->waiting_writers > 0;
-      if (state_->idle()) shard_.pending.erase(key_);
+      state_->writing.store(false, std::memory_order_relaxed);
+      wake_ = state_->sleeping_writers > 0;
+      if (state_->idle()) shard_.pending.erase(hash_, *state_);
       state_ = nullptr;
     }
 
     State& state() const noexcept { return *state_; }
 
    private:
+    static constexpr int kSpinRounds = 256;
+
+    /// Waits (without the lock) for `state.writing` to clear or for the spin
+    /// budget to run out; returns the rounds left. Each round is a CPU pause,
+    /// and every 32nd a yield, in case the writer ahead waits for this CPU.
+    static int spin(const State& state, int spins) noexcept {
+      for (; spins > 0; --spins) {
+        // A hint only: the caller checks `writer` under the lock.
+        if (!state.writing.load(std::memory_order_relaxed)) return spins;
+        if (spins % 32 == 1) {
+          std::this_thread::yield();
+        } else {
+          detail::cpu_relax();
+        }
+      }
+      return 0;
+    }
+
     Shard& shard_;
-    const K& key_;
+    std::uint64_t hash_;
     State* state_ = nullptr;
     bool wake_ = false;
   };
@@ -926,10 +963,10 @@ class ReadThroughCache {
       }
     }
     counters_.add(detail::Counter::kMisses);
-    auto it = shard.pending.find(key);
-    if (it != shard.pending.end() && it->second.load != nullptr) {
+    State* state = shard.pending.find(h, key);
+    if (state != nullptr && state->load != nullptr) {
       claim.kind = Claim::kJoin;
-      claim.flight = it->second.load;
+      claim.flight = state->load;
       if (claim.flight->owner() == std::this_thread::get_id()) {
         throw RecursiveCallError(
             "rtcache: the loader of a key asked the cache for that same key; that would "
@@ -941,8 +978,8 @@ class ReadThroughCache {
     }
     claim.kind = Claim::kOwn;
     claim.flight = std::make_shared<Flight>(std::this_thread::get_id());
-    if (it == shard.pending.end()) it = shard.pending.try_emplace(key).first;
-    it->second.load = claim.flight;
+    if (state == nullptr) state = &shard.pending.get(h, key);
+    state->load = claim.flight;
     return claim;
   }
 
@@ -982,7 +1019,7 @@ class ReadThroughCache {
   bool fail_load(Claim& claim, std::exception_ptr error) noexcept {
     {
       std::lock_guard lock(claim.shard->mutex);
-      finish_load_locked(*claim.shard, claim.key);
+      finish_load_locked(*claim.shard, claim.hash, claim.key);
     }
     if (claim.stale) {
       counters_.add(detail::Counter::kStaleServed);
@@ -1001,7 +1038,7 @@ class ReadThroughCache {
     try {
       Removals removals(*this);
       std::lock_guard lock(shard.mutex);
-      finish_load_locked(shard, claim.key);
+      finish_load_locked(shard, claim.hash, claim.key);
       if (!claim.flight->superseded) {
         install_loaded_locked(shard, claim.hash, claim.key, outcome, weight, removals);
       } else if (Entry* current = find_locked(shard, claim.hash, claim.key)) {
@@ -1058,11 +1095,11 @@ class ReadThroughCache {
                       std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count()));
   }
 
-  static void finish_load_locked(Shard& shard, const K& key) noexcept {
-    auto it = shard.pending.find(key);
-    if (it == shard.pending.end()) return;
-    it->second.load.reset();
-    if (it->second.idle()) shard.pending.erase(it);
+  static void finish_load_locked(Shard& shard, std::uint64_t h, const K& key) noexcept {
+    State* state = shard.pending.find(h, key);
+    if (state == nullptr) return;
+    state->load.reset();
+    if (state->idle()) shard.pending.erase(h, *state);
   }
 
   static void supersede_load_locked(State& state) noexcept {
@@ -1071,11 +1108,10 @@ class ReadThroughCache {
 
   /// Marks a load of `key` in progress as superseded (it will not be
   /// installed); returns the key's in-progress state, or nullptr if none.
-  static State* supersede_pending_locked(Shard& shard, const K& key) {
-    auto it = shard.pending.find(key);
-    if (it == shard.pending.end()) return nullptr;
-    supersede_load_locked(it->second);
-    return &it->second;
+  static State* supersede_pending_locked(Shard& shard, std::uint64_t h, const K& key) noexcept {
+    State* state = shard.pending.find(h, key);
+    if (state != nullptr) supersede_load_locked(*state);
+    return state;
   }
 
   template <class R>
@@ -1174,11 +1210,11 @@ class ReadThroughCache {
       std::lock_guard lock(shard.mutex);
       Entry* e = find_locked(shard, h, key);
       if (e == nullptr || e->negative) return;
-      auto it = shard.pending.find(key);
-      if (it != shard.pending.end() && it->second.load != nullptr) return;
+      State* state = shard.pending.find(h, key);
+      if (state != nullptr && state->load != nullptr) return;
       claim.flight = std::make_shared<Flight>();  // its thread is set when it runs
-      if (it == shard.pending.end()) it = shard.pending.try_emplace(key).first;
-      it->second.load = claim.flight;
+      if (state == nullptr) state = &shard.pending.get(h, key);
+      state->load = claim.flight;
     }
     counters_.add(detail::Counter::kRefreshes);
     {
@@ -1264,7 +1300,7 @@ class ReadThroughCache {
   PutResult put_if_version_impl(const K& key, V value, std::uint64_t expected) {
     const std::uint64_t h = hash_of(key);
     Shard& shard = shard_for(h);
-    WriteGate gate(shard, key);
+    WriteGate gate(shard, h, key);
     std::optional<Versioned<V>> stored;
     try {
       auto outcome = writer_.write_if_version(key, std::as_const(value), expected);
@@ -1301,7 +1337,7 @@ class ReadThroughCache {
   void erase_impl(const K& key) {
     const std::uint64_t h = hash_of(key);
     Shard& shard = shard_for(h);
-    WriteGate gate(shard, key);
+    WriteGate gate(shard, h, key);
     try {
       writer_.erase(key);
     } catch (...) {
