@@ -158,9 +158,13 @@ class ReadThroughCache {
     }
     pool_.reset();
     for (auto& shard : shards_) {
-      shard->table.for_each([](Entry& e) { delete &e; });
+      shard->table.for_each([](Entry& e) { destroy_entry(&e); });
       shard->table.clear();
-      for (const Retired& r : shard->retired) delete r.entry;
+      for (const Retired& r : shard->retired) destroy_entry(r.entry);
+      while (shard->spare != nullptr) {
+        void* block = std::exchange(shard->spare, shard->spare->next);
+        std::allocator<Entry>().deallocate(static_cast<Entry*>(block), 1);
+      }
     }
   }
 
@@ -452,7 +456,7 @@ class ReadThroughCache {
       std::lock_guard lock(shard_ptr->mutex);
       shard_ptr->reads.drain_all([](Entry&) {});
     }
-    for (Entry* e : dropped) delete e;
+    for (Entry* e : dropped) destroy_entry(e);
   }
 
   // -- Observing -------------------------------------------------------------
@@ -571,6 +575,24 @@ class ReadThroughCache {
 
   static detail::EpochDomain& epochs() noexcept { return detail::EpochDomain::instance(); }
 
+  /// Entries' memory comes from (and goes back to) `std::allocator<Entry>`,
+  /// through each shard's short list of spare blocks: a put replaces an
+  /// entry, and reusing the memory of one reclaimed under the same lock
+  /// spares the allocator a free and a malloc, often on different threads.
+  struct SpareEntry {
+    SpareEntry* next;
+  };
+  static_assert(sizeof(Entry) >= sizeof(SpareEntry) && alignof(Entry) >= alignof(SpareEntry));
+
+  static void destroy_entry(Entry* e) noexcept {
+    std::destroy_at(e);
+    std::allocator<Entry>().deallocate(e, 1);
+  }
+  struct EntryDeleter {
+    void operator()(Entry* e) const noexcept { destroy_entry(e); }
+  };
+  using EntryPtr = std::unique_ptr<Entry, EntryDeleter>;
+
   /// One lock stripe: its table, its policy, its in-progress registry and its
   /// lock, on cache lines of its own.
   struct alignas(64) Shard {
@@ -598,7 +620,9 @@ class ReadThroughCache {
     mutable ShardPolicy policy;
     detail::KeyRegistry<K, V, KeyEqual> pending;
     std::vector<Retired> retired;  // unlinked, waiting for readers to leave
-    std::size_t reclaim_at = 0;    // retired.size() that triggers an attempt
+    SpareEntry* spare = nullptr;   // freed entries' memory, for the next ones
+    std::size_t spare_count = 0;
+    std::size_t reclaim_at = 0;  // retired.size() that triggers an attempt
   };
 
   /// Removals to tell the listener about once the lock is released: declare
@@ -1397,7 +1421,7 @@ class ReadThroughCache {
     }
     const std::int64_t now = now_ns();
     link_locked(shard, current,
-                std::make_unique<Entry>(h, key, std::move(item), times_for(h, ttl, now), weight),
+                make_entry(shard, h, key, std::move(item), times_for(h, ttl, now), weight),
                 removals, admission);
   }
 
@@ -1406,10 +1430,10 @@ class ReadThroughCache {
                              std::int64_t now, Removals& removals) {
     const detail::EntryTimes times{now + options_.negative_ttl.count(), detail::kNever};
     const std::uint64_t version = current != nullptr ? current->version : kUnknownVersion;
-    link_locked(shard, current, std::make_unique<Entry>(h, key, version, times, 1), removals);
+    link_locked(shard, current, make_entry(shard, h, key, version, times, 1), removals);
   }
 
-  void link_locked(Shard& shard, Entry* current, std::unique_ptr<Entry> fresh, Removals& removals,
+  void link_locked(Shard& shard, Entry* current, EntryPtr fresh, Removals& removals,
                    Admission admission = Admission::kByPolicy) {
     drain_reads_locked(shard);
     fresh->resident.store(true, std::memory_order_relaxed);
@@ -1465,6 +1489,38 @@ class ReadThroughCache {
     shard.weight_published.store(shard.weight, std::memory_order_relaxed);
   }
 
+  /// A new entry, in a spare block of the shard if it has one.
+  template <class... Args>
+  static EntryPtr make_entry(Shard& shard, Args&&... args) {
+    void* raw = shard.spare;
+    if (raw != nullptr) {
+      shard.spare = shard.spare->next;
+      --shard.spare_count;
+    } else {
+      raw = std::allocator<Entry>().allocate(1);
+    }
+    try {
+      return EntryPtr(::new (raw) Entry(std::forward<Args>(args)...));
+    } catch (...) {
+      std::allocator<Entry>().deallocate(static_cast<Entry*>(raw), 1);
+      throw;
+    }
+  }
+
+  /// Destroys a reclaimed entry and keeps its memory for the next one, as
+  /// long as the shard's spare and retired blocks together stay within its
+  /// retired capacity (during a reclaim, `retired` still counts the entries
+  /// it is freeing).
+  static void recycle_entry_locked(Shard& shard, Entry* e) noexcept {
+    if (shard.spare_count + shard.retired.size() >= shard.retired_capacity) {
+      destroy_entry(e);
+      return;
+    }
+    std::destroy_at(e);
+    shard.spare = ::new (static_cast<void*>(e)) SpareEntry{shard.spare};
+    ++shard.spare_count;
+  }
+
   /// Hands an unlinked entry to epoch reclamation. Lock-free readers may still
   /// be copying it, so it is freed only after every reader that might have
   /// seen it has left its epoch guard. It is stamped by the next reclaim.
@@ -1511,7 +1567,7 @@ class ReadThroughCache {
     }
     std::erase_if(shard.retired, [&](const Retired& r) {
       if (!safe(r.stamp)) return false;
-      delete r.entry;
+      recycle_entry_locked(shard, r.entry);
       return true;
     });
     shard.table.reclaim(safe);
