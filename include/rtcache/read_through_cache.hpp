@@ -1484,9 +1484,15 @@ class ReadThroughCache {
     publish_size_locked(shard);
   }
 
+  /// Stores only what changed: readers of the shard's table share these
+  /// lines, and most puts replace an entry by one of the same weight.
   static void publish_size_locked(Shard& shard) noexcept {
-    shard.size.store(shard.table.size(), std::memory_order_relaxed);
-    shard.weight_published.store(shard.weight, std::memory_order_relaxed);
+    if (shard.size.load(std::memory_order_relaxed) != shard.table.size()) {
+      shard.size.store(shard.table.size(), std::memory_order_relaxed);
+    }
+    if (shard.weight_published.load(std::memory_order_relaxed) != shard.weight) {
+      shard.weight_published.store(shard.weight, std::memory_order_relaxed);
+    }
   }
 
   /// A new entry, in a spare block of the shard if it has one.
@@ -1547,8 +1553,11 @@ class ReadThroughCache {
   /// and caches' advances free this shard's entries too.
   void reclaim_locked(Shard& shard, bool wait) noexcept {
     std::uint64_t now = epochs().stamp();
-    for (Retired& r : shard.retired) {
-      if (r.stamp == kUnstamped) r.stamp = now;
+    // The list is in the order of retirement, and so of stamps: the
+    // unstamped entries are its tail, and the free-able ones its head.
+    for (auto r = shard.retired.rbegin(); r != shard.retired.rend() && r->stamp == kUnstamped;
+         ++r) {
+      r->stamp = now;
     }
     if (wait && !shard.retired.empty()) {
       now = wait_for_grace(shard.retired.back().stamp);
@@ -1565,11 +1574,11 @@ class ReadThroughCache {
         if (e.resident.load(std::memory_order_relaxed)) shard.policy.on_access(e);
       });
     }
-    std::erase_if(shard.retired, [&](const Retired& r) {
-      if (!safe(r.stamp)) return false;
-      recycle_entry_locked(shard, r.entry);
-      return true;
-    });
+    auto kept = shard.retired.begin();
+    for (; kept != shard.retired.end() && safe(kept->stamp); ++kept) {
+      recycle_entry_locked(shard, kept->entry);
+    }
+    shard.retired.erase(shard.retired.begin(), kept);
     shard.table.reclaim(safe);
     shard.reclaim_at = std::min(shard.retired_capacity, shard.retired.size() + shard.reclaim_every);
   }
