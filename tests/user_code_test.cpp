@@ -2,6 +2,8 @@
 // store call does not block other keys, user code may use the cache for other
 // keys, and a loader that asks for its own key gets an error, not a deadlock.
 
+#include <atomic>
+#include <chrono>
 #include <functional>
 #include <latch>
 #include <rtcache/rtcache.hpp>
@@ -148,4 +150,44 @@ TEST_CASE("a writer blocked in the store does not block other keys of its shard"
   release.count_down();
   writer.join();
   CHECK(cache.get_if_present(1) == std::optional<std::string>("one"));
+}
+
+TEST_CASE("a write queued behind a slow write of its key waits for it, and blocks no other key") {
+  FakeStore<> store;
+  struct GatedWriter {
+    FakeStore<>* store;
+    std::latch* entered;
+    std::latch* release;
+    void write(const int& key, const std::string& value) {
+      if (value == "first") {
+        entered->count_down();
+        release->wait();
+      }
+      store->write(key, value);
+    }
+  };
+  std::latch entered(1);
+  std::latch release(1);
+  rtcache::ReadThroughCache<int, std::string, StoreLoader<>, GatedWriter> cache(
+      rtcache::Options{.capacity = 8, .shards = 1, .seed = 1}, StoreLoader<>{&store},
+      GatedWriter{&store, &entered, &release});
+  std::thread first([&] { cache.put(1, "first"); });
+  entered.wait();
+  std::atomic<bool> second_done{false};
+  std::thread second([&] {
+    cache.put(1, "second");
+    second_done.store(true);
+  });
+  // Long past the queued write's spin: it is asleep by now, and must not
+  // keep other writes of the shard out.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  cache.put(2, "two");
+  CHECK(cache.get_if_present(2) == std::optional<std::string>("two"));
+  CHECK_FALSE(second_done.load());
+  release.count_down();
+  first.join();
+  second.join();
+  CHECK(cache.get_if_present(1) == std::optional<std::string>("second"));
+  CHECK(store.peek(1)->value == "second");
+  CHECK(cache.pending_count() == 0);
 }

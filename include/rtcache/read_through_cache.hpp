@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <concepts>
 #include <condition_variable>
@@ -164,6 +165,10 @@ class ReadThroughCache {
       shard->table.for_each([&](Entry& e) { entries_.destroy(&e); });
       shard->table.clear();
       for (const Retired& r : shard->retired) entries_.destroy(r.entry);
+      while (shard->spare != nullptr) {
+        void* block = std::exchange(shard->spare, shard->spare->next);
+        entries_.deallocate_block(block);
+      }
     }
   }
 
@@ -310,7 +315,7 @@ class ReadThroughCache {
                   "rtcache: put() needs a Writer; this cache was declared read-only (NoWriter)");
     const std::uint64_t h = hash_of(key);
     Shard& shard = shard_for(h);
-    WriteGate gate(shard, key);
+    WriteGate gate(shard, h, key);
     Versioned<V> stored = call_writer(key, std::move(value));
     const std::uint32_t weight = weigh(key, stored.value);
     Removals removals(*this);
@@ -372,7 +377,7 @@ class ReadThroughCache {
     Shard& shard = shard_for(h);
     Removals removals(*this);
     std::lock_guard lock(shard.mutex);
-    supersede_pending_locked(shard, key);
+    supersede_pending_locked(shard, h, key);
     if (Entry* e = find_locked(shard, h, key)) {
       remove_locked(shard, e, RemovalCause::kInvalidated, removals);
     }
@@ -386,7 +391,7 @@ class ReadThroughCache {
     Shard& shard = shard_for(h);
     Removals removals(*this);
     std::lock_guard lock(shard.mutex);
-    if (State* state = supersede_pending_locked(shard, key)) {
+    if (State* state = supersede_pending_locked(shard, h, key)) {
       // A write of the key in progress here must not install an older version.
       state->version_floor = std::max(state->version_floor, version);
     }
@@ -421,7 +426,7 @@ class ReadThroughCache {
       Removals removals(*this);
       std::lock_guard lock(shard.mutex);
       for (const Match& m : matches) {
-        supersede_pending_locked(shard, m.key);
+        supersede_pending_locked(shard, m.hash, m.key);
         Entry* e = find_locked(shard, m.hash, m.key);
         if (e == m.entry) remove_locked(shard, e, RemovalCause::kInvalidated, removals);
       }
@@ -436,7 +441,7 @@ class ReadThroughCache {
       Shard& shard = *shard_ptr;
       std::lock_guard lock(shard.mutex);
       dropped.reserve(dropped.size() + shard.table.size());  // may throw: nothing changed yet
-      for (auto& [key, state] : shard.pending) supersede_load_locked(state);
+      shard.pending.for_each([](const K&, State& state) { supersede_load_locked(state); });
       drain_reads_locked(shard);
       shard.table.for_each([&](Entry& e) {
         shard.policy.on_remove(e);
@@ -555,15 +560,34 @@ class ReadThroughCache {
     }
   }();
 
-  /// An unlinked entry and the epoch it was unlinked in.
+  /// An unlinked entry and the epoch it was unlinked in, or kUnstamped until
+  /// the next reclaim stamps every entry retired since the previous one with
+  /// one read of the epoch (a later stamp than the unlink's only delays the
+  /// free; see `reclaim_locked`).
   struct Retired {
     Entry* entry;
     std::uint64_t stamp;
   };
-  static constexpr std::size_t kRetiredCapacity = 256;
-  static constexpr std::size_t kReclaimEvery = 32;  // retirements between attempts
+  static constexpr std::uint64_t kUnstamped = detail::EpochDomain::kInactive;
+  /// A shard keeps at most this many retired entries: a quarter of its share,
+  /// within these bounds. The more it may keep, the more rarely it needs to
+  /// move the epoch (a barrier on every running thread of the process).
+  static constexpr std::size_t kMinRetiredCapacity = 256;
+  static constexpr std::size_t kMaxRetiredCapacity = 1024;
+  static std::size_t retired_capacity_for(std::size_t share) noexcept {
+    return std::clamp(std::bit_ceil(share / 4 + 1), kMinRetiredCapacity, kMaxRetiredCapacity);
+  }
 
   static detail::EpochDomain& epochs() noexcept { return detail::EpochDomain::instance(); }
+
+  /// Entries' memory comes from the cache's `EntryLayout`, through each
+  /// shard's short list of spare blocks: a put replaces an entry, and reusing
+  /// the memory of one reclaimed under the same lock spares the allocator a
+  /// free and a malloc, often on different threads.
+  struct SpareEntry {
+    SpareEntry* next;
+  };
+  static_assert(sizeof(Entry) >= sizeof(SpareEntry) && alignof(Entry) >= alignof(SpareEntry));
 
   /// One lock stripe: its table, its policy, its in-progress registry and its
   /// lock, on cache lines of its own.
@@ -575,12 +599,19 @@ class ReadThroughCache {
   /// does not take the lines that every hit needs from the other cores.
   struct alignas(64) Shard {
     Shard(std::size_t share, std::uint64_t seed)
-        : reads(std::thread::hardware_concurrency()), capacity(share), policy(share, seed) {
-      retired.reserve(kRetiredCapacity);
+        : reads(std::thread::hardware_concurrency()),
+          capacity(share),
+          retired_capacity(retired_capacity_for(share)),
+          reclaim_every(retired_capacity / 8),
+          policy(share, seed) {
+      retired.reserve(retired_capacity);
+      reclaim_at = reclaim_every;
     }
 
     mutable detail::ReadBuffer<Entry> reads;  // hits not yet shown to the policy
     const std::size_t capacity;               // in entries, or in weight with a weigher
+    const std::size_t retired_capacity;       // the most entries `retired` holds
+    const std::size_t reclaim_every;          // retirements between reclaims
     detail::ChainedTable<Entry> table;        // its bucket pointer on a line of its own
     alignas(64) mutable std::mutex mutex;
     mutable std::atomic<bool> draining{false};  // a reader is replaying `reads`
@@ -589,10 +620,12 @@ class ReadThroughCache {
     std::atomic<std::size_t> size{0};
     std::atomic<std::size_t> weight_published{0};
     mutable ShardPolicy policy;
-    std::unordered_map<K, State, Hash, KeyEqual> pending;
-    std::vector<Retired> retired;            // unlinked, waiting for readers to leave
-    std::size_t reclaim_at = kReclaimEvery;  // retired.size() that triggers an attempt
-    std::size_t inserts_since_reclaim = 0;   // while the table has old bucket arrays
+    detail::KeyRegistry<K, V, KeyEqual> pending;
+    std::vector<Retired> retired;  // unlinked, waiting for readers to leave
+    SpareEntry* spare = nullptr;   // freed entries' memory, for the next ones
+    std::size_t spare_count = 0;
+    std::size_t reclaim_at = 0;             // retired.size() that triggers an attempt
+    std::size_t inserts_since_reclaim = 0;  // while the table has old bucket arrays
   };
 
   /// Removals to tell the listener about once the lock is released: declare
@@ -631,11 +664,17 @@ class ReadThroughCache {
 
   /// Admits one write of a key at a time: the constructor waits until no
   /// other write of the key is in progress, the destructor lets the next in.
+  ///
+  /// A write that finds the key taken first spins for a while without the
+  /// lock, polling `State::writing`: the write ahead of it usually finishes
+  /// in well under a microsecond, far sooner than a sleep on the condition
+  /// and its wake-up would. Writers can be slow (a store round trip), so the
+  /// spin is bounded, after which it sleeps on the shard's condition.
   class WriteGate {
    public:
-    WriteGate(Shard& shard, const K& key) : shard_(shard), key_(key) {
+    WriteGate(Shard& shard, std::uint64_t h, const K& key) : shard_(shard), hash_(h) {
       std::unique_lock lock(shard.mutex);
-      state_ = &shard.pending.try_emplace(key).first->second;
+      state_ = &shard.pending.get(h, key);
       const auto me = std::this_thread::get_id();
       if (state_->writer == me) {
         throw RecursiveCallError(
@@ -643,11 +682,23 @@ class ReadThroughCache {
             "that would deadlock");
       }
       if (state_->writer != std::thread::id{}) {
-        ++state_->waiting_writers;
-        shard.write_done.wait(lock, [&] { return state_->writer == std::thread::id{}; });
+        ++state_->waiting_writers;  // keeps the state, polled below, registered
+        int spins = kSpinRounds;
+        while (state_->writer != std::thread::id{}) {
+          if (spins > 0) {
+            lock.unlock();
+            spins = spin(*state_, spins);
+            lock.lock();
+          } else {
+            ++state_->sleeping_writers;
+            shard.write_done.wait(lock);
+            --state_->sleeping_writers;
+          }
+        }
         --state_->waiting_writers;
       }
       state_->writer = me;
+      state_->writing.store(true, std::memory_order_relaxed);
     }
 
     WriteGate(const WriteGate&) = delete;
@@ -663,19 +714,38 @@ class ReadThroughCache {
 
     /// Lets the next write of the key in, from within the caller's own
     /// critical section (saving a lock round trip); the destructor then only
-    /// wakes the writers waiting.
+    /// wakes the writers asleep.
     void release_locked() noexcept {
       state_->writer = std::thread::id{};
-      wake_ = state_->waiting_writers > 0;
-      if (state_->idle()) shard_.pending.erase(key_);
+      state_->writing.store(false, std::memory_order_relaxed);
+      wake_ = state_->sleeping_writers > 0;
+      if (state_->idle()) shard_.pending.erase(hash_, *state_);
       state_ = nullptr;
     }
 
     State& state() const noexcept { return *state_; }
 
    private:
+    static constexpr int kSpinRounds = 256;
+
+    /// Waits (without the lock) for `state.writing` to clear or for the spin
+    /// budget to run out; returns the rounds left. Each round is a CPU pause,
+    /// and every 32nd a yield, in case the writer ahead waits for this CPU.
+    static int spin(const State& state, int spins) noexcept {
+      for (; spins > 0; --spins) {
+        // A hint only: the caller checks `writer` under the lock.
+        if (!state.writing.load(std::memory_order_relaxed)) return spins;
+        if (spins % 32 == 1) {
+          std::this_thread::yield();
+        } else {
+          detail::cpu_relax();
+        }
+      }
+      return 0;
+    }
+
     Shard& shard_;
-    const K& key_;
+    std::uint64_t hash_;
     State* state_ = nullptr;
     bool wake_ = false;
   };
@@ -945,10 +1015,10 @@ class ReadThroughCache {
       }
     }
     counters_.add(detail::Counter::kMisses);
-    auto it = shard.pending.find(key);
-    if (it != shard.pending.end() && it->second.load != nullptr) {
+    State* state = shard.pending.find(h, key);
+    if (state != nullptr && state->load != nullptr) {
       claim.kind = Claim::kJoin;
-      claim.flight = it->second.load;
+      claim.flight = state->load;
       if (claim.flight->owner() == std::this_thread::get_id()) {
         throw RecursiveCallError(
             "rtcache: the loader of a key asked the cache for that same key; that would "
@@ -960,8 +1030,8 @@ class ReadThroughCache {
     }
     claim.kind = Claim::kOwn;
     claim.flight = std::make_shared<Flight>(std::this_thread::get_id());
-    if (it == shard.pending.end()) it = shard.pending.try_emplace(key).first;
-    it->second.load = claim.flight;
+    if (state == nullptr) state = &shard.pending.get(h, key);
+    state->load = claim.flight;
     return claim;
   }
 
@@ -1001,7 +1071,7 @@ class ReadThroughCache {
   bool fail_load(Claim& claim, std::exception_ptr error) noexcept {
     {
       std::lock_guard lock(claim.shard->mutex);
-      finish_load_locked(*claim.shard, claim.key);
+      finish_load_locked(*claim.shard, claim.hash, claim.key);
     }
     if (claim.stale) {
       counters_.add(detail::Counter::kStaleServed);
@@ -1020,7 +1090,7 @@ class ReadThroughCache {
     try {
       Removals removals(*this);
       std::lock_guard lock(shard.mutex);
-      finish_load_locked(shard, claim.key);
+      finish_load_locked(shard, claim.hash, claim.key);
       if (!claim.flight->superseded) {
         install_loaded_locked(shard, claim.hash, claim.key, outcome, weight, removals);
       } else if (Entry* current = find_locked(shard, claim.hash, claim.key)) {
@@ -1077,11 +1147,11 @@ class ReadThroughCache {
                       std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count()));
   }
 
-  static void finish_load_locked(Shard& shard, const K& key) noexcept {
-    auto it = shard.pending.find(key);
-    if (it == shard.pending.end()) return;
-    it->second.load.reset();
-    if (it->second.idle()) shard.pending.erase(it);
+  static void finish_load_locked(Shard& shard, std::uint64_t h, const K& key) noexcept {
+    State* state = shard.pending.find(h, key);
+    if (state == nullptr) return;
+    state->load.reset();
+    if (state->idle()) shard.pending.erase(h, *state);
   }
 
   static void supersede_load_locked(State& state) noexcept {
@@ -1090,11 +1160,10 @@ class ReadThroughCache {
 
   /// Marks a load of `key` in progress as superseded (it will not be
   /// installed); returns the key's in-progress state, or nullptr if none.
-  static State* supersede_pending_locked(Shard& shard, const K& key) {
-    auto it = shard.pending.find(key);
-    if (it == shard.pending.end()) return nullptr;
-    supersede_load_locked(it->second);
-    return &it->second;
+  static State* supersede_pending_locked(Shard& shard, std::uint64_t h, const K& key) noexcept {
+    State* state = shard.pending.find(h, key);
+    if (state != nullptr) supersede_load_locked(*state);
+    return state;
   }
 
   template <class R>
@@ -1193,11 +1262,11 @@ class ReadThroughCache {
       std::lock_guard lock(shard.mutex);
       Entry* e = find_locked(shard, h, key);
       if (e == nullptr || e->negative) return;
-      auto it = shard.pending.find(key);
-      if (it != shard.pending.end() && it->second.load != nullptr) return;
+      State* state = shard.pending.find(h, key);
+      if (state != nullptr && state->load != nullptr) return;
       claim.flight = std::make_shared<Flight>();  // its thread is set when it runs
-      if (it == shard.pending.end()) it = shard.pending.try_emplace(key).first;
-      it->second.load = claim.flight;
+      if (state == nullptr) state = &shard.pending.get(h, key);
+      state->load = claim.flight;
     }
     counters_.add(detail::Counter::kRefreshes);
     {
@@ -1283,7 +1352,7 @@ class ReadThroughCache {
   PutResult put_if_version_impl(const K& key, V value, std::uint64_t expected) {
     const std::uint64_t h = hash_of(key);
     Shard& shard = shard_for(h);
-    WriteGate gate(shard, key);
+    WriteGate gate(shard, h, key);
     std::optional<Versioned<V>> stored;
     try {
       auto outcome = writer_.write_if_version(key, std::as_const(value), expected);
@@ -1320,7 +1389,7 @@ class ReadThroughCache {
   void erase_impl(const K& key) {
     const std::uint64_t h = hash_of(key);
     Shard& shard = shard_for(h);
-    WriteGate gate(shard, key);
+    WriteGate gate(shard, h, key);
     try {
       writer_.erase(key);
     } catch (...) {
@@ -1380,7 +1449,7 @@ class ReadThroughCache {
     }
     const std::int64_t now = now_ns();
     EntryOwner fresh(entries_,
-                     entries_.create(times_for(h, ttl, now), weight, h, key, std::move(item)));
+                     make_entry(shard, times_for(h, ttl, now), weight, h, key, std::move(item)));
     link_locked(shard, current, fresh, removals, admission);
   }
 
@@ -1389,7 +1458,7 @@ class ReadThroughCache {
                              std::int64_t now, Removals& removals) {
     const detail::EntryTimes times{now + options_.negative_ttl.count(), detail::kNever};
     const std::uint64_t version = current != nullptr ? current->version : kUnknownVersion;
-    EntryOwner fresh(entries_, entries_.create(times, 1, h, key, version));
+    EntryOwner fresh(entries_, make_entry(shard, times, 1, h, key, version));
     link_locked(shard, current, fresh, removals);
   }
 
@@ -1406,14 +1475,16 @@ class ReadThroughCache {
       retire_locked(shard, current);
     } else {
       if (admission == Admission::kAlways) evict_locked(shard, removals, entries_.weight(*fresh));
-      shard.table.insert(fresh.get(), epochs().stamp());
+      shard.table.insert(fresh.get(), [] { return epochs().stamp(); });
       shard.weight += entries_.weight(*fresh);
       shard.policy.on_insert(*fresh.release());
       // A grown table keeps its old bucket array until readers are done
       // with it: free it soon, even if nothing is evicted meanwhile.
-      if (shard.table.has_retired() && ++shard.inserts_since_reclaim >= kReclaimEvery) {
+      if (shard.table.has_retired() && ++shard.inserts_since_reclaim >= shard.reclaim_every) {
         shard.inserts_since_reclaim = 0;
-        reclaim_locked(shard, /*wait=*/false);
+        const std::uint64_t now = epochs().try_advance();
+        shard.table.reclaim(
+            [now](std::uint64_t stamp) { return detail::EpochDomain::safe_to_free(stamp, now); });
       }
     }
     evict_locked(shard, removals);
@@ -1450,27 +1521,86 @@ class ReadThroughCache {
     publish_size_locked(shard);
   }
 
+  /// Stores only what changed: readers of the shard's table share these
+  /// lines, and most puts replace an entry by one of the same weight.
   static void publish_size_locked(Shard& shard) noexcept {
-    shard.size.store(shard.table.size(), std::memory_order_relaxed);
-    shard.weight_published.store(shard.weight, std::memory_order_relaxed);
+    if (shard.size.load(std::memory_order_relaxed) != shard.table.size()) {
+      shard.size.store(shard.table.size(), std::memory_order_relaxed);
+    }
+    if (shard.weight_published.load(std::memory_order_relaxed) != shard.weight) {
+      shard.weight_published.store(shard.weight, std::memory_order_relaxed);
+    }
+  }
+
+  /// A new entry, in a spare block of the shard if it has one.
+  template <class... Args>
+  Entry* make_entry(Shard& shard, detail::EntryTimes times, std::uint32_t weight,
+                    Args&&... args) const {
+    void* block = shard.spare;
+    if (block != nullptr) {
+      shard.spare = shard.spare->next;
+      --shard.spare_count;
+    } else {
+      block = entries_.allocate_block();
+    }
+    try {
+      return entries_.create_in(block, times, weight, std::forward<Args>(args)...);
+    } catch (...) {
+      entries_.deallocate_block(block);
+      throw;
+    }
+  }
+
+  /// Destroys a reclaimed entry and keeps its memory for the next one, as
+  /// long as the shard's spare and retired blocks together stay within its
+  /// retired capacity (during a reclaim, `retired` still counts the entries
+  /// it is freeing).
+  void recycle_entry_locked(Shard& shard, Entry* e) const noexcept {
+    if (shard.spare_count + shard.retired.size() >= shard.retired_capacity) {
+      entries_.destroy(e);
+      return;
+    }
+    shard.spare = ::new (entries_.release(e)) SpareEntry{shard.spare};
+    ++shard.spare_count;
   }
 
   /// Hands an unlinked entry to epoch reclamation. Lock-free readers may still
   /// be copying it, so it is freed only after every reader that might have
-  /// seen it has left its epoch guard.
+  /// seen it has left its epoch guard. It is stamped by the next reclaim.
   void retire_locked(Shard& shard, Entry* e) noexcept {
     e->resident.store(false, std::memory_order_relaxed);
-    if (shard.retired.size() == kRetiredCapacity) reclaim_locked(shard, /*wait=*/true);
-    shard.retired.push_back(Retired{e, epochs().stamp()});  // within the reserved capacity
+    if (shard.retired.size() == shard.retired_capacity) reclaim_locked(shard, /*wait=*/true);
+    shard.retired.push_back(Retired{e, kUnstamped});  // within the reserved capacity
     if (shard.retired.size() >= shard.reclaim_at) reclaim_locked(shard, /*wait=*/false);
   }
 
   /// Frees the retired entries (and bucket arrays) no reader can still see.
   /// With `wait`, first waits for every retired entry to become free-able;
   /// reader critical sections are short and never block, so this is brief.
+  ///
+  /// Stamping: the entries retired since the last reclaim were all unlinked
+  /// before this call (under the shard lock, which orders other threads'
+  /// unlinks before it), so one `stamp()` now, a read-modify-write that reads
+  /// the latest epoch, is at least the stamp each would have got when it was
+  /// unlinked, and makes their unlinks visible to whoever advances the epoch
+  /// past it, exactly as a stamp per entry did. A later stamp only frees later.
+  ///
+  /// Advancing: moving the epoch costs a barrier on every running thread, so
+  /// it is only tried once half the retired capacity is in use; other shards'
+  /// and caches' advances free this shard's entries too.
   void reclaim_locked(Shard& shard, bool wait) noexcept {
-    std::uint64_t now = epochs().try_advance();
-    if (wait && !shard.retired.empty()) now = wait_for_grace(shard.retired.back().stamp);
+    std::uint64_t now = epochs().stamp();
+    // The list is in the order of retirement, and so of stamps: the
+    // unstamped entries are its tail, and the free-able ones its head.
+    for (auto r = shard.retired.rbegin(); r != shard.retired.rend() && r->stamp == kUnstamped;
+         ++r) {
+      r->stamp = now;
+    }
+    if (wait && !shard.retired.empty()) {
+      now = wait_for_grace(shard.retired.back().stamp);
+    } else if (shard.retired.size() >= shard.retired_capacity / 2) {
+      now = epochs().try_advance();
+    }
     const auto safe = [now](std::uint64_t stamp) {
       return detail::EpochDomain::safe_to_free(stamp, now);
     };
@@ -1481,13 +1611,13 @@ class ReadThroughCache {
         if (e.resident.load(std::memory_order_relaxed)) shard.policy.on_access(e);
       });
     }
-    std::erase_if(shard.retired, [&](const Retired& r) {
-      if (!safe(r.stamp)) return false;
-      entries_.destroy(r.entry);
-      return true;
-    });
+    auto kept = shard.retired.begin();
+    for (; kept != shard.retired.end() && safe(kept->stamp); ++kept) {
+      recycle_entry_locked(shard, kept->entry);
+    }
+    shard.retired.erase(shard.retired.begin(), kept);
     shard.table.reclaim(safe);
-    shard.reclaim_at = std::min(kRetiredCapacity, shard.retired.size() + kReclaimEvery);
+    shard.reclaim_at = std::min(shard.retired_capacity, shard.retired.size() + shard.reclaim_every);
   }
 
   /// Waits until an object retired at `stamp` may be freed; returns the epoch.

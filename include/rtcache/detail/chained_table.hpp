@@ -54,9 +54,11 @@ class ChainedTable {
 
   /// Links `entry`, whose key must not be present. May grow the bucket array
   /// (and throw `std::bad_alloc` doing so, leaving the table unchanged); the
-  /// old array is stamped with `epoch` and kept until `reclaim`.
-  void insert(Entry* entry, std::uint64_t epoch) {
-    if (size_ >= buckets().count()) grow(epoch);
+  /// old array is then stamped with `stamp()`, called after the new array is
+  /// published (only when growing), and kept until `reclaim`.
+  template <class Stamp>
+  void insert(Entry* entry, Stamp&& stamp) {
+    if (size_ >= buckets().count()) grow(stamp);
     std::atomic<Entry*>& head = buckets().head(entry->hash);
     entry->chain_next.store(head.load(std::memory_order_relaxed), std::memory_order_relaxed);
     head.store(entry, std::memory_order_release);
@@ -166,7 +168,8 @@ class ChainedTable {
     return *link;
   }
 
-  void grow(std::uint64_t epoch) {
+  template <class Stamp>
+  void grow(Stamp& stamp) {
     Buckets& old = buckets();
     retired_.reserve(retired_.size() + 1);
     Buckets* fresh = Buckets::make(old.count() * 2);  // the last step that may throw
@@ -184,8 +187,10 @@ class ChainedTable {
         e = next;
       }
     }
-    retired_.push_back(Retired{epoch, &old});
     current_.store(fresh, std::memory_order_release);
+    // Stamped once unlinked (the array is published above, and the stamp's
+    // read-modify-write orders that before it), as an entry is.
+    retired_.push_back(Retired{stamp(), &old});
   }
 
   // Lock-free readers load `current_` on every lookup; the rest changes on

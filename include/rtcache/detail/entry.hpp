@@ -84,24 +84,45 @@ class EntryLayout {
   /// (each ignored when the layout has no room for it).
   template <class... Args>
   [[nodiscard]] Entry* create(EntryTimes t, std::uint32_t w, Args&&... args) const {
-    void* raw = allocate(prefix_ + sizeof(Entry));
-    auto* e = reinterpret_cast<Entry*>(static_cast<char*>(raw) + prefix_);
+    void* block = allocate_block();
     try {
-      std::construct_at(e, std::forward<Args>(args)...);
+      return create_in(block, t, w, std::forward<Args>(args)...);
     } catch (...) {
-      deallocate(raw, prefix_ + sizeof(Entry));
+      deallocate_block(block);
       throw;
     }
+  }
+
+  void destroy(Entry* e) const noexcept {
+    if (e == nullptr) return;
+    deallocate_block(release(e));
+  }
+
+  // Blocks: the memory of one entry with what sits in front of it, for a
+  // shard that keeps freed blocks to build its next entries in.
+
+  /// A new, unconstructed block.
+  [[nodiscard]] void* allocate_block() const { return allocate(block_size()); }
+
+  /// An entry built in `block` (which stays the caller's if this throws).
+  template <class... Args>
+  [[nodiscard]] Entry* create_in(void* block, EntryTimes t, std::uint32_t w, Args&&... args) const {
+    auto* e = reinterpret_cast<Entry*>(static_cast<char*>(block) + prefix_);
+    std::construct_at(e, std::forward<Args>(args)...);
     if (times_ != 0) std::construct_at(times_address(e), t);
     if (weighted_) std::construct_at(weight_address(e), w);
     return e;
   }
 
-  void destroy(Entry* e) const noexcept {
-    if (e == nullptr) return;
+  /// Destroys the entry and hands back its block, unfreed.
+  [[nodiscard]] void* release(Entry* e) const noexcept {
     std::destroy_at(e);
-    deallocate(reinterpret_cast<char*>(e) - prefix_, prefix_ + sizeof(Entry));
+    return reinterpret_cast<char*>(e) - prefix_;
   }
+
+  void deallocate_block(void* block) const noexcept { deallocate(block, block_size()); }
+
+  [[nodiscard]] std::size_t block_size() const noexcept { return prefix_ + sizeof(Entry); }
 
   /// The entry's times: never expiring, never refreshing without times.
   [[nodiscard]] EntryTimes times(const Entry& e) const noexcept {

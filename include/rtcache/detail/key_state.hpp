@@ -1,16 +1,30 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <memory>
 #include <optional>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "../versioned.hpp"
 
 namespace rtcache::detail {
+
+/// Tells the CPU that the thread is spinning (frees its core's resources for
+/// the sibling hyperthread, and avoids a memory-order mis-speculation).
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#else
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+#endif
+}
 
 /// One loader call in progress, shared by the thread that runs it and every
 /// thread that waits for it. The outcome is written once, before `done_` is
@@ -66,18 +80,144 @@ class LoadFlight {
 /// What is in progress for one key: at most one load, and writes queued one
 /// at a time. It exists only while something is in progress (the shard erases
 /// it when `idle()`), so the registry never outgrows the work under way.
+/// Every field is read and written under the shard lock, except `writing`.
 template <class V>
 struct KeyState {
   std::shared_ptr<LoadFlight<V>> load;  ///< the load in progress, if any
   std::thread::id writer;               ///< the thread whose write is in progress, if any
-  std::uint32_t waiting_writers = 0;    ///< writers queued behind it
+  std::uint32_t waiting_writers = 0;    ///< writers queued behind it (spinning or asleep)
+  std::uint32_t sleeping_writers = 0;   ///< those of them asleep on the shard's condition
   /// The newest version another instance announced for the key while this
   /// work was in progress: a write that returns an older one is not cached.
   std::uint64_t version_floor = 0;
+  /// `writer != id{}`, for queued writers to poll without the lock (a hint:
+  /// they take the lock and check `writer` before going in). Written under
+  /// the lock.
+  std::atomic<bool> writing{false};
 
   [[nodiscard]] bool idle() const noexcept {
     return load == nullptr && writer == std::thread::id{} && waiting_writers == 0;
   }
+};
+
+/// The keys of one shard with work in progress, and their `KeyState`s: a
+/// chained hash table on the cache's (already mixed) hash, used only under
+/// the shard lock. A state stays at its address until erased. Erased nodes
+/// are kept on a short free list, so that a put or load of a key with
+/// nothing else in progress allocates nothing here.
+template <class K, class V, class KeyEqual>
+class KeyRegistry {
+ public:
+  using State = KeyState<V>;
+
+  explicit KeyRegistry(KeyEqual key_equal = KeyEqual{})
+      : key_equal_(std::move(key_equal)), buckets_(kMinBuckets) {}
+
+  ~KeyRegistry() {
+    for (Node* head : buckets_) {
+      while (head != nullptr) delete std::exchange(head, head->next);
+    }
+    while (free_ != nullptr) delete std::exchange(free_, free_->next);
+  }
+
+  KeyRegistry(const KeyRegistry&) = delete;
+  KeyRegistry& operator=(const KeyRegistry&) = delete;
+
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+
+  /// The state of `key` (hash `h`), or nullptr.
+  [[nodiscard]] State* find(std::uint64_t h, const K& key) noexcept {
+    for (Node* n = buckets_[index(h)]; n != nullptr; n = n->next) {
+      if (n->hash == h && key_equal_(*n->key, key)) return &n->state;
+    }
+    return nullptr;
+  }
+
+  /// The state of `key`, made (idle) if there is none. May throw
+  /// `std::bad_alloc` or what copying the key throws, changing nothing.
+  State& get(std::uint64_t h, const K& key) {
+    if (State* found = find(h, key)) return *found;
+    if (size_ >= buckets_.size()) grow();
+    Node* n = free_;
+    if (n != nullptr) {
+      n->key.emplace(key);  // may throw: the node stays free
+      free_ = n->next;
+      --free_count_;
+    } else {
+      auto fresh = std::make_unique<Node>();
+      fresh->key.emplace(key);
+      n = fresh.release();
+    }
+    n->hash = h;
+    Node*& head = buckets_[index(h)];
+    n->next = head;
+    head = n;
+    ++size_;
+    return n->state;
+  }
+
+  /// Removes `state` (which must be idle and in the registry).
+  void erase(std::uint64_t h, State& state) noexcept {
+    for (Node** link = &buckets_[index(h)]; *link != nullptr; link = &(*link)->next) {
+      Node* n = *link;
+      if (&n->state != &state) continue;
+      *link = n->next;
+      --size_;
+      n->key.reset();
+      n->state.version_floor = 0;  // the rest of an idle state is already reset
+      if (free_count_ < kMaxFree) {
+        n->next = free_;
+        free_ = n;
+        ++free_count_;
+      } else {
+        delete n;
+      }
+      return;
+    }
+  }
+
+  /// Calls `f(key, state)` for every key; `f` must not change the registry.
+  template <class F>
+  void for_each(F&& f) {
+    for (Node* head : buckets_) {
+      for (Node* n = head; n != nullptr; n = n->next) f(std::as_const(*n->key), n->state);
+    }
+  }
+
+ private:
+  static constexpr std::size_t kMinBuckets = 8;
+  static constexpr std::size_t kMaxFree = 16;
+
+  struct Node {
+    Node* next = nullptr;
+    std::uint64_t hash = 0;
+    std::optional<K> key;
+    State state;
+  };
+
+  std::size_t index(std::uint64_t h) const noexcept {
+    // The low bits: the shard index takes the high ones.
+    return static_cast<std::size_t>(h) & (buckets_.size() - 1);
+  }
+
+  void grow() {
+    std::vector<Node*> fresh(buckets_.size() * 2, nullptr);
+    for (Node* head : buckets_) {
+      while (head != nullptr) {
+        Node* n = std::exchange(head, head->next);
+        Node*& to = fresh[static_cast<std::size_t>(n->hash) & (fresh.size() - 1)];
+        n->next = to;
+        to = n;
+      }
+    }
+    buckets_.swap(fresh);
+  }
+
+  [[no_unique_address]] KeyEqual key_equal_;
+  std::vector<Node*> buckets_;
+  std::size_t size_ = 0;
+  Node* free_ = nullptr;
+  std::size_t free_count_ = 0;
 };
 
 }  // namespace rtcache::detail
