@@ -35,6 +35,7 @@
 #include "detail/hash.hpp"
 #include "detail/key_state.hpp"
 #include "detail/read_buffer.hpp"
+#include "detail/shard_mutex.hpp"
 #include "detail/striped_counters.hpp"
 #include "detail/thread_pool.hpp"
 #include "errors.hpp"
@@ -606,12 +607,12 @@ class ReadThroughCache {
       reclaim_at = reclaim_every;
     }
 
-    mutable std::mutex mutex;
-    std::condition_variable write_done;  // a write of some key in this shard finished
-    const std::size_t capacity;          // in entries, or in weight with a weigher
-    const std::size_t retired_capacity;  // the most entries `retired` holds
-    const std::size_t reclaim_every;     // retirements between reclaims
-    std::size_t weight = 0;              // under the lock
+    mutable detail::ShardMutex mutex;
+    std::condition_variable_any write_done;  // a write of some key in this shard finished
+    const std::size_t capacity;              // in entries, or in weight with a weigher
+    const std::size_t retired_capacity;      // the most entries `retired` holds
+    const std::size_t reclaim_every;         // retirements between reclaims
+    std::size_t weight = 0;                  // under the lock
     std::atomic<std::size_t> size{0};
     std::atomic<std::size_t> weight_published{0};
     detail::ChainedTable<Entry> table;
