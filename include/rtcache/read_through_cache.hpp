@@ -37,6 +37,7 @@
 #include "detail/macros.hpp"
 #include "detail/object_array.hpp"
 #include "detail/read_buffer.hpp"
+#include "detail/shard_mutex.hpp"
 #include "detail/striped_counters.hpp"
 #include "detail/thread_pool.hpp"
 #include "errors.hpp"
@@ -613,9 +614,9 @@ class ReadThroughCache {
     const std::size_t retired_capacity;       // the most entries `retired` holds
     const std::size_t reclaim_every;          // retirements between reclaims
     detail::ChainedTable<Entry> table;        // its bucket pointer on a line of its own
-    alignas(64) mutable std::mutex mutex;
+    alignas(64) mutable detail::ShardMutex mutex;
     mutable std::atomic<bool> draining{false};  // a reader is replaying `reads`
-    std::condition_variable write_done;         // a write of some key in this shard finished
+    std::condition_variable_any write_done;     // a write of some key in this shard finished
     std::size_t weight = 0;                     // under the lock
     std::atomic<std::size_t> size{0};
     std::atomic<std::size_t> weight_published{0};

@@ -14,18 +14,6 @@
 
 namespace rtcache::detail {
 
-/// Tells the CPU that the thread is spinning (frees its core's resources for
-/// the sibling hyperthread, and avoids a memory-order mis-speculation).
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#else
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-#endif
-}
-
 /// One loader call in progress, shared by the thread that runs it and every
 /// thread that waits for it. The outcome is written once, before `done_` is
 /// released, and only read after `done_` is seen set.
