@@ -59,9 +59,15 @@ class ChainedTable {
   template <class Stamp>
   void insert(Entry* entry, Stamp&& stamp) {
     if (size_ >= buckets().count()) grow(stamp);
-    std::atomic<Entry*>& head = buckets().head(entry->hash);
-    entry->chain_next.store(head.load(std::memory_order_relaxed), std::memory_order_relaxed);
-    head.store(entry, std::memory_order_release);
+    // At the end of its chain: the keys that came first (under a skewed load,
+    // often the hottest) stay first, so most hits read one entry.
+    std::atomic<Entry*>* link = &buckets().head(entry->hash);
+    for (Entry* e = link->load(std::memory_order_relaxed); e != nullptr;
+         e = link->load(std::memory_order_relaxed)) {
+      link = &e->chain_next;
+    }
+    entry->chain_next.store(nullptr, std::memory_order_relaxed);
+    link->store(entry, std::memory_order_release);
     ++size_;
   }
 
@@ -173,17 +179,21 @@ class ChainedTable {
     Buckets& old = buckets();
     retired_.reserve(retired_.size() + 1);
     Buckets* fresh = Buckets::make(old.count() * 2);  // the last step that may throw
-    // Readers may be walking the old array while entries move. Each entry is
-    // pushed onto the front of its new chain, so a reader that follows an
-    // entry into a new chain still walks a finite list; at worst it misses
-    // the key, and the caller then looks again under the lock.
+    // Readers may be walking the old array while entries move. Old chain i
+    // splits into new chains i and i + old.count(), each keeping the old
+    // order; an entry is cut off (its link set to null) before it is
+    // appended to its new chain. A reader that follows an entry into a new
+    // chain therefore still walks a finite list; at worst it stops early and
+    // misses the key, and the caller then looks again under the lock.
     for (std::size_t i = 0; i < old.count(); ++i) {
+      std::atomic<Entry*>* tails[2] = {&fresh->heads()[i], &fresh->heads()[i + old.count()]};
       Entry* e = old.heads()[i].load(std::memory_order_relaxed);
       while (e != nullptr) {
         Entry* next = e->chain_next.load(std::memory_order_relaxed);
-        std::atomic<Entry*>& head = fresh->head(e->hash);
-        e->chain_next.store(head.load(std::memory_order_relaxed), std::memory_order_release);
-        head.store(e, std::memory_order_release);
+        std::atomic<Entry*>*& tail = tails[(e->hash & old.count()) != 0 ? 1 : 0];
+        e->chain_next.store(nullptr, std::memory_order_release);
+        tail->store(e, std::memory_order_release);
+        tail = &e->chain_next;
         e = next;
       }
     }
