@@ -53,3 +53,27 @@ TEST_CASE("counts from many threads add up") {
   CHECK(cache.stats().hits == 8000);
   CHECK(cache.stats().misses == 100);
 }
+
+// Hit counts live in per-thread cells that a thread writes without a locked
+// instruction: exact only if no two live threads ever share a cell. Waves of
+// threads, more at once than the cache has cells, reuse the slots of threads
+// that have exited and spill into the shared cells; no hit may be lost.
+TEST_CASE("counts stay exact when threads outnumber the counter cells and come and go") {
+  auto cache = rtcache::make_cache<int, int>(rtcache::Options{.capacity = 1024, .seed = 1},
+                                             [](const int& k) { return k; });
+  for (int k = 0; k < 100; ++k) (void)cache.get(k);
+  constexpr int kWaves = 3;
+  constexpr int kThreads = 40;  // more than the 16 or more owned cells
+  constexpr int kHitsEach = 500;
+  for (int wave = 0; wave < kWaves; ++wave) {
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&] {
+        for (int i = 0; i < kHitsEach; ++i) (void)cache.get(i % 100);
+      });
+    }
+    for (auto& t : threads) t.join();
+  }
+  CHECK(cache.stats().hits == std::uint64_t{kWaves} * kThreads * kHitsEach);
+  CHECK(cache.stats().misses == 100);
+}

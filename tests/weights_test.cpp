@@ -1,6 +1,8 @@
 // With a weigher, capacity bounds the total weight; a value heavier than its
 // shard's share is not cached.
 
+#include <chrono>
+#include <memory>
 #include <rtcache/rtcache.hpp>
 #include <string>
 
@@ -44,4 +46,33 @@ TEST_CASE("putting an oversized value drops the old one, which the store no long
   cache.put(4, std::string(20, 'y'));
   CHECK(cache.get_if_present(4) == std::nullopt);
   CHECK(cache.weight() == 0);
+}
+
+// Weights and expiry times both sit in front of an entry only when the cache
+// uses them: with both, each must still read back as written.
+TEST_CASE("a cache with a weigher and a TTL keeps both per entry") {
+  using namespace std::chrono_literals;
+  auto clock = std::make_shared<rtcache::ManualClock>();
+  int loads = 0;
+  auto cache = rtcache::make_cache<int, std::string>(
+      rtcache::Options{
+          .capacity = 100, .shards = 1, .seed = 1, .expire_after_write = 10s, .clock = clock},
+      [&](const int& k) {
+        ++loads;
+        return std::string(static_cast<std::size_t>(k), 'x');
+      },
+      [](const int&, const std::string&) {},
+      rtcache::CacheHooks<int, std::string>{
+          .weigher = [](const int&, const std::string& v) { return v.size(); }});
+  CHECK(cache.get(30)->size() == 30);
+  clock->advance(5s);
+  CHECK(cache.get(20)->size() == 20);
+  CHECK(cache.weight() == 50);
+  clock->advance(5s);  // 30 is 10 s old: expired; 20 is 5 s old: fresh
+  CHECK(cache.get_if_present(30) == std::nullopt);
+  CHECK(cache.get_if_present(20)->size() == 20);
+  CHECK(cache.get(30)->size() == 30);  // loaded again
+  CHECK(loads == 3);
+  CHECK(cache.weight() == 50);
+  CHECK(cache.check_shards([](const auto& p, std::size_t n) { return p.check_invariants(n); }));
 }

@@ -954,14 +954,8 @@ class ReadThroughCache {
     // One named result, returned on every path: built in the caller's slot,
     // never copied (a copy of a just-written optional stalls the load).
     Result<kWithVersion> found;
-    const Hit hit = try_hit<kWithVersion>(shard, h, key, found);
-    if (hit != Hit::kHit) [[unlikely]] {
-      if (hit == Hit::kHitAndRefresh) {
-        start_refresh(shard, h, key);
-      } else {
-        found = load_after_miss<kWithVersion>(shard, h, key);
-      }
-    }
+    if (!serve_hit(shard, h, key, found)) [[unlikely]]
+      found = load_after_miss<kWithVersion>(shard, h, key);
     return found;
   }
 
@@ -1483,9 +1477,7 @@ class ReadThroughCache {
       // with it: free it soon, even if nothing is evicted meanwhile.
       if (shard.table.has_retired() && ++shard.inserts_since_reclaim >= shard.reclaim_every) {
         shard.inserts_since_reclaim = 0;
-        const std::uint64_t now = epochs().try_advance();
-        shard.table.reclaim(
-            [now](std::uint64_t stamp) { return detail::EpochDomain::safe_to_free(stamp, now); });
+        reclaim_locked(shard, /*wait=*/false);
       }
     }
     evict_locked(shard, removals);
@@ -1599,7 +1591,7 @@ class ReadThroughCache {
     }
     if (wait && !shard.retired.empty()) {
       now = wait_for_grace(shard.retired.back().stamp);
-    } else if (shard.retired.size() >= shard.retired_capacity / 2) {
+    } else if (shard.retired.size() >= shard.retired_capacity / 2 || shard.table.has_retired()) {
       now = epochs().try_advance();
     }
     const auto safe = [now](std::uint64_t stamp) {

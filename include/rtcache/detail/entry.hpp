@@ -80,19 +80,6 @@ class EntryLayout {
         weighted_(with_weight),
         prefix_(round_up(times_ + (with_weight ? kWeightSpace : 0))) {}
 
-  /// A new entry (constructed from `args`) with times `t` and weight `w`
-  /// (each ignored when the layout has no room for it).
-  template <class... Args>
-  [[nodiscard]] Entry* create(EntryTimes t, std::uint32_t w, Args&&... args) const {
-    void* block = allocate_block();
-    try {
-      return create_in(block, t, w, std::forward<Args>(args)...);
-    } catch (...) {
-      deallocate_block(block);
-      throw;
-    }
-  }
-
   void destroy(Entry* e) const noexcept {
     if (e == nullptr) return;
     deallocate_block(release(e));

@@ -41,10 +41,8 @@ enum class Counter : std::size_t {
 class StripedCounters {
  public:
   explicit StripedCounters(unsigned hardware_threads)
-      : owned_count_(std::clamp<std::size_t>(
-            std::bit_ceil(std::size_t{hardware_threads == 0 ? 1u : hardware_threads} * 4), 16,
-            ThreadSlots::kSlots)),
-        shared_count_(std::bit_ceil(std::size_t{hardware_threads == 0 ? 1u : hardware_threads})),
+      : shared_count_(std::bit_ceil(std::size_t{hardware_threads == 0 ? 1u : hardware_threads})),
+        owned_count_(std::clamp<std::size_t>(shared_count_ * 4, 16, ThreadSlots::kSlots)),
         cells_(std::make_unique<Cell[]>(owned_count_ + shared_count_)) {}
 
   void add(Counter counter, std::uint64_t amount = 1) noexcept {
@@ -72,8 +70,8 @@ class StripedCounters {
     std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(Counter::kCount_)> values{};
   };
 
+  std::size_t shared_count_;  // declared first: owned_count_ is derived from it
   std::size_t owned_count_;
-  std::size_t shared_count_;
   std::unique_ptr<Cell[]> cells_;
 };
 
