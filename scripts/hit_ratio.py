@@ -68,12 +68,14 @@ def find_tool(args):
     if args.tool:
         return args.tool
     tool = os.path.join(args.build_dir, "bench", "trace", "rtcache-trace")
-    if not os.path.exists(tool):
-        print("== building rtcache-trace (preset release)", file=sys.stderr)
+    # Built every time (a no-op when up to date): a tool left from an older
+    # checkout would report the old policies' hit ratios.
+    print("== building rtcache-trace (preset release)", file=sys.stderr)
+    if not os.path.exists(os.path.join(args.build_dir, "CMakeCache.txt")):
         subprocess.run(["cmake", "--preset", "release"], cwd=ROOT, check=True,
                        stdout=subprocess.DEVNULL)
-        subprocess.run(["cmake", "--build", args.build_dir, "--target", "rtcache-trace"],
-                       cwd=ROOT, check=True)
+    subprocess.run(["cmake", "--build", args.build_dir, "--target", "rtcache-trace"],
+                   cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     return tool
 
 

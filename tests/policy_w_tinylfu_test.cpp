@@ -106,50 +106,73 @@ TEST_CASE(
     "W-TinyLFU admits a candidate used two more times than the victim, or one more and used "
     "since") {
   // Capacity 10: no window (1% rounded down), so each new key competes as
-  // soon as it is inserted; a main space of 10 (8 protected at most). The
+  // soon as it is inserted while the main space (10 entries, 8 protected at
+  // most) is full, and flows straight into probation while it has room. The
   // shard's clock counts requests: 1 for the first.
   Harness h(10);
   REQUIRE(h.shard().window_capacity() == 0);
   REQUIRE(h.shard().protected_capacity() == 8);
-  h.get(1);
+  h.get(1);         // request 1: into probation
+  CHECK(h.get(1));  // request 2: a probation hit, promoted
   CHECK(h.get(1));
-  CHECK(h.get(1));
-  for (int k = 2; k <= 10; ++k) h.get(k);  // requests 4 to 12
+  for (int k = 2; k <= 10; ++k) h.get(k);  // requests 4 to 12, each last used then
   CHECK(h.take_evicted().empty());
+  CHECK(h.shard().window_size() == 0);
+  CHECK(h.shard().probation_size() == 9);
+  CHECK(h.shard().protected_size() == 1);
   REQUIRE(frequency(h, 1) == 3);
   REQUIRE(frequency(h, 2) == 1);
 
-  // Request 13: 1..10 flow into probation (their last use counted as 13).
-  // The candidate 11, seen once, ties with the victim, the least used of the
-  // eight oldest on probation: 2 (1 use), not 1, older but used 3 times.
+  // Request 13: the candidate 11, seen once, ties with the victim, the least
+  // used of the eight oldest on probation: 2 (1 use), not 1 (protected).
   h.get(11);
   CHECK(h.take_evicted() == Keys{11});
-  CHECK(h.shard().window_size() == 0);
-  CHECK(h.shard().probation_size() == 10);
 
-  // Request 14: 11 again, 2 uses against 2's one: a lead of one use only,
-  // and its previous use (13, when it left) is no later than 2's last (13).
+  // Make room and fill it with keys used after 11's first visit: requests 14
+  // to 22 flow into probation without competing.
+  for (int k = 2; k <= 10; ++k) CHECK(h.erase(k));
+  for (int k = 21; k <= 29; ++k) h.get(k);
+  CHECK(h.take_evicted().empty());
+
+  // Request 23: 11 again, 2 uses against the victim 21's one: a lead of one
+  // use only, and its previous use (13) came before 21's last (14): out.
   h.get(11);
   REQUIRE(frequency(h, 11) == 2);
   CHECK(h.take_evicted() == Keys{11});
 
-  // Request 15: 11 again, 3 uses: two more than 2, which goes.
+  // Request 24: 11 again, 3 uses: two more than 21, which goes.
   h.get(11);
   REQUIRE(frequency(h, 11) == 3);
-  CHECK(h.take_evicted() == Keys{2});
+  CHECK(h.take_evicted() == Keys{21});
   CHECK(h.contains(11));
-  CHECK(h.contains(1));
 
-  // Request 16: 12, new, ties with the victim, now 3; it leaves at 16.
+  // Request 25: 12, new, ties with the victim, now 22; it leaves at 25.
   h.get(12);
   CHECK(h.take_evicted() == Keys{12});
-  // Request 17: 12 again leads 3 by one use only, but its previous use (16)
-  // came after 3's last one (13): it gets in.
+  // Request 26: 12 again leads 22 by one use only, but its previous use (25)
+  // came after 22's last one (15): it gets in.
   h.get(12);
   REQUIRE(frequency(h, 12) == 2);
-  REQUIRE(frequency(h, 3) == 1);
-  CHECK(h.take_evicted() == Keys{3});
+  REQUIRE(frequency(h, 22) == 1);
+  CHECK(h.take_evicted() == Keys{22});
   CHECK(h.contains(12));
+  CHECK(h.contains(1));
+  CHECK(h.check());
+}
+
+TEST_CASE("W-TinyLFU moves the window's overflow to probation at once while the cache fills") {
+  // 1000 entries: a window of 10. Before the cache is full nothing competes;
+  // the window keeps its size and the rest waits on probation, where hits
+  // promote it.
+  Harness h(1000);
+  REQUIRE(h.shard().window_capacity() == 10);
+  for (int k = 0; k < 500; ++k) h.get(k);
+  CHECK(h.take_evicted().empty());
+  CHECK(h.shard().window_size() == 10);
+  CHECK(h.shard().probation_size() == 490);
+  for (int k = 0; k < 100; ++k) CHECK(h.get(k));
+  CHECK(h.shard().protected_size() == 100);
+  CHECK(h.shard().probation_size() == 390);
   CHECK(h.check());
 }
 

@@ -25,7 +25,9 @@ namespace rtcache::policy {
 /// space, a segmented LRU: a *probation* segment and a *protected* one (80% of
 /// the main space) that entries reach by being hit while on probation. When
 /// the window overflows, its oldest entry (with an empty window, the entry
-/// just inserted) becomes a candidate for the main space and competes with
+/// just inserted) moves to probation while the main space has room (at once,
+/// as in Caffeine, so that a filling cache forms its segments as it goes);
+/// otherwise it becomes a candidate for the main space and competes with
 /// the main space's victim, the least frequently used of the eight oldest
 /// entries on probation. A count-min sketch of recent access frequencies
 /// (`detail::FrequencySketch`) estimates both. A candidate used at least two
@@ -111,6 +113,7 @@ struct WTinyLfu {
       e.region = kWindow;
       window_.push_back(e);
       ++window_size_;
+      spill_window();
       climb_if_sampled();
     }
 
@@ -149,10 +152,7 @@ struct WTinyLfu {
     }
 
     Entry* evict() noexcept {
-      // The window's overflow flows into the main space while it has room.
-      while (window_size_ > window_max_ && main_size() < main_max()) {
-        move_window_to_probation(*window_.front());
-      }
+      spill_window();
       if (window_size_ > window_max_) {
         Entry* candidate = window_.front();
         Entry* victim = main_victim();
@@ -299,6 +299,19 @@ struct WTinyLfu {
         e = probation_.next(*e);
       }
       return victim;
+    }
+
+    // The window's overflow flows into the main space while it has room, at
+    // every insert (as in Caffeine): in a cache that is not full yet, entries
+    // leave the window once newer ones arrive, and probation hits promote
+    // them, so a full cache starts with its segments already formed. (Left
+    // to the first eviction, the overflow of a filling cache, nearly all of
+    // it, moved in one step under the shard lock, and every hit until then
+    // reordered one long window.)
+    void spill_window() noexcept {
+      while (window_size_ > window_max_ && main_size() < main_max()) {
+        move_window_to_probation(*window_.front());
+      }
     }
 
     void move_window_to_probation(Entry& e) noexcept {
