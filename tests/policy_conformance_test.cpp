@@ -23,9 +23,9 @@
 
 using rtcache::test::PolicyHarness;
 
-using AllPolicies =
-    std::tuple<rtcache::policy::Lru, rtcache::policy::Fifo, rtcache::policy::Clock,
-               rtcache::policy::Sieve, rtcache::policy::S3Fifo, rtcache::policy::WTinyLfu>;
+using AllPolicies = std::tuple<rtcache::policy::Lru, rtcache::policy::Fifo, rtcache::policy::Clock,
+                               rtcache::policy::Sieve, rtcache::policy::S3Fifo,
+                               rtcache::policy::WTinyLfu, rtcache::policy::WTinyLfuClock>;
 
 namespace {
 

@@ -21,9 +21,9 @@
 
 #include "support/catch.hpp"
 
-using AllPolicies =
-    std::tuple<rtcache::policy::Lru, rtcache::policy::Fifo, rtcache::policy::Clock,
-               rtcache::policy::Sieve, rtcache::policy::S3Fifo, rtcache::policy::WTinyLfu>;
+using AllPolicies = std::tuple<rtcache::policy::Lru, rtcache::policy::Fifo, rtcache::policy::Clock,
+                               rtcache::policy::Sieve, rtcache::policy::S3Fifo,
+                               rtcache::policy::WTinyLfu, rtcache::policy::WTinyLfuClock>;
 
 TEMPLATE_LIST_TEST_CASE("a policy keeps the cache consistent under concurrent use", "[policy]",
                         AllPolicies) {

@@ -8,6 +8,7 @@
 #include <rtcache/detail/hash.hpp>
 #include <rtcache/policy/w_tinylfu.hpp>
 #include <set>
+#include <thread>
 #include <vector>
 
 #include "support/catch.hpp"
@@ -277,5 +278,98 @@ TEST_CASE("W-TinyLFU grows its window when recency pays") {
     ++next;
   }
   CHECK(h.shard().window_capacity() > initial);
+  CHECK(h.check());
+}
+
+// -- the CLOCK variant ----------------------------------------------------------
+
+namespace {
+using ClockHarness = rtcache::test::PolicyHarness<rtcache::policy::WTinyLfuClock>;
+
+template <class H>
+bool in_order(const H& h, int key) {
+  for (int k : h.order()) {
+    if (k == key) return true;
+  }
+  return false;
+}
+}  // namespace
+
+TEST_CASE("the sketch's shared increment reports saturation until the next halving") {
+  FrequencySketch sketch(1000, 42);
+  const std::uint64_t key = hash_of(5);
+  for (int i = 0; i < 15; ++i) CHECK_FALSE(sketch.increment_shared(key));
+  CHECK(sketch.frequency(key) == 15);
+  CHECK(sketch.additions() == 15);
+  CHECK(sketch.increment_shared(key));  // all four counters already at 15
+  CHECK(sketch.additions() == 15);
+  const std::uint16_t before = sketch.generation();
+  sketch.halve();
+  CHECK(sketch.generation() != before);
+  CHECK(sketch.generation() != 0);
+  CHECK_FALSE(sketch.increment_shared(key));
+  CHECK(sketch.frequency(key) == 8);
+}
+
+TEST_CASE("the sketch halves a shared sample only when asked") {
+  FrequencySketch sketch(64, 42);
+  std::uint64_t key = 0;
+  while (sketch.additions() < sketch.sample_size()) sketch.increment_shared(hash_of(key++));
+  const std::uint16_t before = sketch.generation();
+  CHECK(sketch.generation() == before);  // increment_shared never halves by itself
+  sketch.halve_if_due();
+  CHECK(sketch.generation() != before);
+  CHECK(sketch.additions() < sketch.sample_size() / 2 + 1);
+}
+
+TEST_CASE("the sketch's shared increments from many threads stay within bounds") {
+  FrequencySketch sketch(1000, 42);
+  constexpr int kThreads = 4;
+  constexpr int kRounds = 2000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&sketch, t] {
+      for (int i = 0; i < kRounds; ++i) {
+        sketch.increment_shared(hash_of(1));                      // shared by all
+        sketch.increment_shared(hash_of(100 + t * kRounds + i));  // one each
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  CHECK(sketch.frequency(hash_of(1)) == 15);
+  CHECK(sketch.additions() <= 15 + std::size_t{kThreads} * kRounds);
+}
+
+TEST_CASE("W-TinyLFU (CLOCK): a hit moves nothing; the window's oldest gets a second chance") {
+  // Capacity 200: a window of 2, a main space of 198.
+  ClockHarness h(200);
+  REQUIRE(h.shard().window_capacity() == 2);
+  for (int k = 0; k < 200; ++k) h.get(k);  // 0..197 on probation, 198 and 199 in the window
+  CHECK(h.take_evicted().empty());
+  REQUIRE(h.shard().window_size() == 2);
+  const auto before = h.order();
+  CHECK(h.get(198));  // the window's oldest
+  CHECK(h.get(3));    // on probation
+  CHECK(h.order() == before);
+  CHECK(h.shard().protected_size() == 0);  // promoted when its turn comes, not at the hit
+
+  // 200 overflows the window: 198, referenced, goes to the back, and 199 is
+  // the candidate; it ties with the victim 0 (one use each) and is rejected.
+  // 3, referenced among the oldest on probation, is promoted first.
+  h.get(200);
+  CHECK(h.take_evicted() == Keys{199});
+  CHECK(h.contains(198));
+  CHECK(h.shard().protected_size() == 1);
+  CHECK(h.check());
+
+  // 201: the window holds 200, 198, 201, and 200, used once, is rejected.
+  // 202: now 198 is the window's oldest, unreferenced, and competes: two
+  // uses against 0's one, and used after it: in; 0 leaves.
+  h.get(201);
+  CHECK(h.take_evicted() == Keys{200});
+  h.get(202);
+  CHECK(h.take_evicted() == Keys{0});
+  CHECK(h.contains(198));
+  CHECK(in_order(h, 3));
   CHECK(h.check());
 }

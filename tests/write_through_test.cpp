@@ -108,8 +108,8 @@ TEST_CASE("concurrent writes of one key leave the value of the writer call that 
 }
 
 TEMPLATE_TEST_CASE("a put of a new key into a full cache is a hit next, whatever the policy", "",
-                   rtcache::policy::WTinyLfu, rtcache::policy::S3Fifo, rtcache::policy::Sieve,
-                   rtcache::policy::Lru) {
+                   rtcache::policy::WTinyLfu, rtcache::policy::WTinyLfuClock,
+                   rtcache::policy::S3Fifo, rtcache::policy::Sieve, rtcache::policy::Lru) {
   // Admission policies may refuse a newcomer that a load brings in; a written
   // value must still be cached (contract point 5).
   auto cache = rtcache::make_cache<int, int, TestType>(

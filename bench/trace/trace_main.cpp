@@ -38,8 +38,8 @@ using rtcache::bench::TraceError;
 
 constexpr std::uint64_t kSeed = 0x5eed'0f'7ace;      // fixed: runs are reproducible
 constexpr std::size_t kProgressThreshold = 200'000;  // requests
-constexpr std::string_view kPolicies[] = {"lru",    "fifo",      "clock",  "sieve",
-                                          "s3fifo", "w_tinylfu", "optimal"};
+constexpr std::string_view kPolicies[] = {"lru",    "fifo",      "clock",           "sieve",
+                                          "s3fifo", "w_tinylfu", "w_tinylfu_clock", "optimal"};
 
 constexpr const char* kUsage =
     "usage: rtcache-trace --policy NAME[,NAME...] --capacity N[,N...] [--shards S] FILE...\n"
@@ -48,7 +48,8 @@ constexpr const char* kUsage =
     "through a ReadThroughCache with each policy and capacity, and prints TSV:\n"
     "  trace  policy  capacity  shards  requests  hits  hit_ratio\n"
     "\n"
-    "  --policy    lru, fifo, clock, sieve, s3fifo, w_tinylfu, or optimal\n"
+    "  --policy    lru, fifo, clock, sieve, s3fifo, w_tinylfu, w_tinylfu_clock (the\n"
+    "              default policy), or optimal\n"
     "              (Belady's clairvoyant bound, with bypass; it ignores --shards)\n"
     "  --capacity  entries the cache holds\n"
     "  --shards    lock stripes, a power of two no larger than the capacity (default 1);\n"
@@ -118,7 +119,8 @@ Config parse_arguments(int argc, char** argv) {
         for (std::string_view p : kPolicies) known = known || p == policy;
         if (!known) {
           throw UsageError("unknown policy '" + policy +
-                           "' (expected lru, fifo, clock, sieve, s3fifo, w_tinylfu or optimal)");
+                           "' (expected lru, fifo, clock, sieve, s3fifo, w_tinylfu, "
+                           "w_tinylfu_clock or optimal)");
         }
         config.policies.push_back(policy);
       }
@@ -201,6 +203,9 @@ std::uint64_t hits_for(const std::string& policy, const std::vector<std::uint64_
   if (policy == "sieve") return replay<p::Sieve>(keys, capacity, shards, progress);
   if (policy == "s3fifo") return replay<p::S3Fifo>(keys, capacity, shards, progress);
   if (policy == "w_tinylfu") return replay<p::WTinyLfu>(keys, capacity, shards, progress);
+  if (policy == "w_tinylfu_clock") {
+    return replay<p::WTinyLfuClock>(keys, capacity, shards, progress);
+  }
   return rtcache::bench::belady_hits(keys, capacity);
 }
 

@@ -84,3 +84,9 @@ void hammer() {
 TEST_CASE("lock-free hits never see a torn or freed value (LRU, buffered accesses)") {
   hammer<rtcache::policy::Lru>();
 }
+
+TEST_CASE(
+    "lock-free hits never see a torn or freed value (W-TinyLFU CLOCK, policy updated by "
+    "readers)") {
+  hammer<rtcache::policy::WTinyLfuClock>();
+}

@@ -67,7 +67,7 @@ ModelConfig config_for(std::size_t capacity, std::size_t shards, int keys, std::
 TEMPLATE_TEST_CASE("model check: concurrent operations with faults never break an invariant",
                    "[stress][model]", rtcache::policy::Lru, rtcache::policy::Fifo,
                    rtcache::policy::Clock, rtcache::policy::Sieve, rtcache::policy::S3Fifo,
-                   rtcache::policy::WTinyLfu) {
+                   rtcache::policy::WTinyLfu, rtcache::policy::WTinyLfuClock) {
   SECTION("12 keys, capacity 6 in 2 shards, one loader call per key") {
     const auto config = config_for(6, 2, 12, 1);
     require_clean(config, run_model<TestType, HistoryLoader>(config));

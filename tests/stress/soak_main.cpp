@@ -85,6 +85,7 @@ int main(int argc, char** argv) {
   add_policy<rtcache::policy::Sieve>(runs, "SIEVE");
   add_policy<rtcache::policy::S3Fifo>(runs, "S3-FIFO");
   add_policy<rtcache::policy::WTinyLfu>(runs, "W-TinyLFU");
+  add_policy<rtcache::policy::WTinyLfuClock>(runs, "W-TinyLFU (CLOCK)");
 
   ModelResult total;
   const auto start = std::chrono::steady_clock::now();

@@ -3,6 +3,7 @@
 /// \file
 /// The frequency sketch of the W-TinyLFU policy.
 
+#include <atomic>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -58,14 +59,64 @@ class FrequencySketch {
       // One byte of the high half per row: its low bit picks the row's word,
       // the next four the counter (as word_index and shift do).
       const auto byte = static_cast<unsigned>(h >> (32 + row * 8));
-      std::uint64_t& word = block.words[row * 2 + (byte & 1)];
+      Word word(block.words[row * 2 + (byte & 1)]);
       const unsigned counter_shift = (byte & 0x1e) << 1;
-      if (((word >> counter_shift) & kMaxCount) != kMaxCount) {
-        word += std::uint64_t{1} << counter_shift;
+      const std::uint64_t value = word.load(std::memory_order_relaxed);
+      if (((value >> counter_shift) & kMaxCount) != kMaxCount) {
+        word.store(value + (std::uint64_t{1} << counter_shift), std::memory_order_relaxed);
         added = true;
       }
     }
-    if (added && ++additions_ >= sample_size_) halve();
+    if (added) {
+      const std::size_t additions = additions_.load(std::memory_order_relaxed) + 1;
+      additions_.store(additions, std::memory_order_relaxed);
+      if (additions >= sample_size_) halve();
+    }
+  }
+
+  /// The same, but safe to call from many threads at once, and alongside
+  /// the owner's calls (for lock-free readers). A counter already at 15 is
+  /// only read, so the hot keys of a skewed load write nothing. An increment
+  /// that loses a race for its word is dropped (the estimate stays an
+  /// estimate), and the halving is left to `halve_if_due`.
+  ///
+  /// Returns true when all four counters were already at 15: the key is
+  /// saturated, and stays so until the next halving, which changes
+  /// `generation()`. A caller may remember that and skip the sketch until
+  /// then (increments of a saturated key change nothing).
+  bool increment_shared(std::uint64_t hash) noexcept {
+    const std::uint64_t h = spread(hash);
+    Block& block = blocks_[h & block_mask_];
+    bool added = false;
+    bool saturated = true;
+    for (unsigned row = 0; row < kRows; ++row) {
+      const auto byte = static_cast<unsigned>(h >> (32 + row * 8));
+      Word word(block.words[row * 2 + (byte & 1)]);
+      const unsigned counter_shift = (byte & 0x1e) << 1;
+      std::uint64_t value = word.load(std::memory_order_relaxed);
+      if (((value >> counter_shift) & kMaxCount) != kMaxCount) {
+        saturated = false;
+        added |= word.compare_exchange_weak(value, value + (std::uint64_t{1} << counter_shift),
+                                            std::memory_order_relaxed);
+      }
+    }
+    if (added) additions_.fetch_add(1, std::memory_order_relaxed);
+    return saturated;
+  }
+
+  /// Changes at every halving (never 0): a key seen saturated in one
+  /// generation stays saturated until the generation changes. Acquire: a
+  /// reader that sees a new generation then sees the halved counters. (16
+  /// bits: a remembered generation may come round again after 65,535
+  /// halvings, and then skips a few increments.)
+  [[nodiscard]] std::uint16_t generation() const noexcept {
+    return generation_.load(std::memory_order_acquire);
+  }
+
+  /// Halves the counters if a sample's worth of increments came since the
+  /// last halving (for owners whose readers use `increment_shared`).
+  void halve_if_due() noexcept {
+    if (additions_.load(std::memory_order_relaxed) >= sample_size_) halve();
   }
 
   /// Asks the processor to fetch the block of the key's counters, for a
@@ -90,18 +141,25 @@ class FrequencySketch {
   void halve() noexcept {
     std::size_t odd = 0;
     for (std::size_t b = 0; b <= block_mask_; ++b) {
-      for (std::uint64_t& word : blocks_[b].words) {
-        odd += static_cast<std::size_t>(std::popcount(word & kLowBits));
-        word = (word >> 1) & kHalfMask;
+      for (std::uint64_t& w : blocks_[b].words) {
+        Word word(w);
+        const std::uint64_t value = word.load(std::memory_order_relaxed);
+        odd += static_cast<std::size_t>(std::popcount(value & kLowBits));
+        word.store((value >> 1) & kHalfMask, std::memory_order_relaxed);
       }
     }
+    const auto next = static_cast<std::uint16_t>(generation_.load(std::memory_order_relaxed) + 1);
+    generation_.store(next != 0 ? next : 1, std::memory_order_release);
     // Each halved odd counter lost half an increment; count them as lost.
     const std::size_t lost = odd / kRows;
-    additions_ = (additions_ > lost ? additions_ - lost : 0) / 2;
+    const std::size_t additions = additions_.load(std::memory_order_relaxed);
+    additions_.store((additions > lost ? additions - lost : 0) / 2, std::memory_order_relaxed);
   }
 
   /// Increments since the last halving, as the sketch accounts them.
-  [[nodiscard]] std::size_t additions() const noexcept { return additions_; }
+  [[nodiscard]] std::size_t additions() const noexcept {
+    return additions_.load(std::memory_order_relaxed);
+  }
   /// Increments between two halvings.
   [[nodiscard]] std::size_t sample_size() const noexcept { return sample_size_; }
   /// Number of 64-byte blocks.
@@ -128,6 +186,11 @@ class FrequencySketch {
   static constexpr std::uint64_t kLowBits = 0x1111'1111'1111'1111ULL;
   static constexpr std::uint64_t kHalfMask = 0x7777'7777'7777'7777ULL;
 
+  // Words are plain integers, accessed through atomic_ref: relaxed loads and
+  // stores cost what plain ones do, and `increment_shared` may then run
+  // alongside everything else without a data race.
+  using Word = std::atomic_ref<std::uint64_t>;
+
   struct alignas(64) Block {
     std::uint64_t words[8] = {};
   };
@@ -153,14 +216,18 @@ class FrequencySketch {
     return static_cast<unsigned>((h >> (33 + row * 8)) & 15) * 4;
   }
   static unsigned read(const Block& block, std::uint64_t h, unsigned row) noexcept {
-    return static_cast<unsigned>((block.words[word_index(h, row)] >> shift(h, row)) & 15);
+    const std::uint64_t value = Word(const_cast<std::uint64_t&>(block.words[word_index(h, row)]))
+                                    .load(std::memory_order_relaxed);
+    return static_cast<unsigned>((value >> shift(h, row)) & 15);
   }
 
   std::size_t block_mask_;
   std::unique_ptr<Block[]> blocks_;
   std::size_t sample_size_;
-  std::size_t additions_ = 0;
   std::uint64_t seed_;
+  std::atomic<std::uint16_t> generation_{1};
+  // Written by lock-free readers (increment_shared): away from what they read.
+  alignas(64) std::atomic<std::size_t> additions_{0};
 };
 
 }  // namespace rtcache::detail
