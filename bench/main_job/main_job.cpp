@@ -642,7 +642,7 @@ std::vector<ContextValue> context(const Config& config, const std::string& execu
   c.push_back({"sqlite_version", json_string(sqlite3_libversion())});
   c.push_back({"rows", std::to_string(config.rows)});
   c.push_back({"cache_capacity", std::to_string(config.capacity)});
-  c.push_back({"cache_policy", json_string("rtcache::DefaultPolicy (policy::WTinyLfu)")});
+  c.push_back({"cache_policy", json_string("rtcache::DefaultPolicy (policy::WTinyLfuClock)")});
   c.push_back({"zipf_exponent", json_number(config.zipf)});
   c.push_back({"wall_time_s", json_number(wall_seconds)});
   return c;

@@ -123,7 +123,7 @@ void report(const char* name, const Workload& w, const std::vector<std::uint64_t
   const double without = hot_hit_ratio<Policy>(w, plain);
   const double with = hot_hit_ratio<Policy>(w, scanned);
   const bool is_default = std::is_same_v<Policy, rtcache::DefaultPolicy>;
-  std::printf("| %-21s | %8.1f%% | %13.1f%% | %+7.1f pts |\n",
+  std::printf("| %-28s | %8.1f%% | %13.1f%% | %+7.1f pts |\n",
               (std::string(name) + (is_default ? " (default)" : "")).c_str(), 100 * without,
               100 * with, 100 * (with - without));
   std::fflush(stdout);
@@ -137,14 +137,15 @@ void table(const Workload& w) {
       "after %zu of warm-up; the scan adds one never-repeated key after every hot "
       "request\n\n",
       w.hot_keys, w.zipf_exponent, w.capacity, w.measured, w.warmup);
-  std::printf("| policy                | no scan   | with 50%% scan  | change      |\n");
-  std::printf("|-----------------------|----------:|---------------:|------------:|\n");
+  std::printf("| policy                       | no scan   | with 50%% scan  | change      |\n");
+  std::printf("|------------------------------|----------:|---------------:|------------:|\n");
   report<rtcache::policy::Lru>("LRU", w, plain, scanned);
   report<rtcache::policy::Fifo>("FIFO", w, plain, scanned);
   report<rtcache::policy::Clock>("CLOCK", w, plain, scanned);
   report<rtcache::policy::Sieve>("SIEVE", w, plain, scanned);
   report<rtcache::policy::S3Fifo>("S3-FIFO", w, plain, scanned);
-  report<rtcache::policy::WTinyLfu>("W-TinyLFU", w, plain, scanned);
+  report<rtcache::policy::WTinyLfu>("W-TinyLFU (LRU)", w, plain, scanned);
+  report<rtcache::policy::WTinyLfuClock>("W-TinyLFU (CLOCK)", w, plain, scanned);
   std::printf("\n");
 }
 
