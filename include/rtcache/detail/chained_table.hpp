@@ -161,7 +161,8 @@ class ChainedTable {
  private:
   /// Only the hash's low 32 bits pick a bucket: more buckets would stay empty
   /// (and `(h * n) >> 32` would overflow).
-  static constexpr std::size_t kMaxBuckets = std::size_t{1} << 32;
+  static constexpr std::size_t kMaxBuckets = static_cast<std::size_t>(
+      std::min<std::uint64_t>(std::uint64_t{1} << 32, std::numeric_limits<std::size_t>::max()));
 
   /// `ceil(max_entries / kMaxLoad)`, computed without overflow; `kMaxBuckets`
   /// when unbounded.
@@ -253,19 +254,20 @@ class ChainedTable {
     retired_.reserve(retired_.size() + 1);
     Buckets* fresh = Buckets::make(n);  // the last step that may throw
     // Readers may be walking the old array while entries move. The old
-    // chains are taken in order, each from its head; an entry is cut off (its
-    // link set to null) before it is appended to the end of its new chain.
-    // So at every moment an entry not yet moved links to its old successor,
-    // and a moved one to nothing or to an entry moved after it: a reader's
-    // walk passes entries not yet moved in their old order, then moved ones
-    // in the order they moved, and ends. Every entry it reaches is in the
-    // table. At worst it stops early (or ends up in a new chain that the
-    // entries of a neighbouring old chain share) and misses the key, and the
-    // caller then looks again under the lock. Doubling splits old chain i
-    // into new chains 2i and 2i + 1; a grow to the ceiling (fewer than
-    // double) may also send the end of old chain i - 1 and the start of old
-    // chain i to one new chain, which the argument above does not mind. Each
-    // new chain keeps the old chains' order.
+    // chains are taken in order, each from its head, and an entry is cut off
+    // (its link set to null) before it is appended to the end of its new
+    // chain. So every link, old or new, leads from an entry to one later in
+    // that order: an entry not yet moved links to its old successor, a moved
+    // one to nothing or to an entry moved after it. Whichever of them a
+    // reader sees, its walk ends. The grow links entries of the table only,
+    // so whatever a reader reaches stays protected as before (epoch.hpp). At
+    // worst it stops early, or ends up in a new chain that it shares with a
+    // neighbouring old chain, and misses the key; the caller then looks
+    // again under the lock. Doubling splits old chain i into new chains 2i
+    // and 2i + 1; a grow to the ceiling (less than double) may also send the
+    // end of old chain i - 1 and the start of old chain i to one new chain,
+    // which the argument above does not mind. Each new chain keeps the old
+    // chains' order.
     //
     // Old chain i covers a range of hashes, and `index` is monotonic: its
     // entries go to at most three consecutive new chains (n <= 2 * old), the
