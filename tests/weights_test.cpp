@@ -76,3 +76,20 @@ TEST_CASE("a cache with a weigher and a TTL keeps both per entry") {
   CHECK(cache.weight() == 50);
   CHECK(cache.check_shards([](const auto& p, std::size_t n) { return p.check_invariants(n); }));
 }
+
+// With a weigher, a shard's capacity is weight, not entries: its table has no
+// bucket ceiling and keeps doubling past the one the same capacity in entries
+// would give (ceil(1000 * 8 / 9) = 889 buckets).
+TEST_CASE("a cache with a weigher grows its table past the entry-count ceiling") {
+  auto cache = rtcache::make_cache<int, std::string>(
+      rtcache::Options{.capacity = 1000, .shards = 1, .seed = 1},
+      [](const int& k) { return std::to_string(k); }, [](const int&, const std::string&) {},
+      rtcache::CacheHooks<int, std::string>{
+          .weigher = [](const int&, const std::string&) { return std::size_t{1}; }});
+  for (int k = 0; k < 1000; ++k) REQUIRE(cache.get(k) == std::to_string(k));
+  REQUIRE(cache.size() == 1000);
+  const auto [buckets, ceiling] = cache.bucket_counts(0);
+  CHECK(buckets == 1024);  // grew at 512 entries in 512 buckets
+  CHECK(ceiling > 1024);
+  for (int k = 0; k < 1000; ++k) REQUIRE(cache.get_if_present(k) == std::to_string(k));
+}

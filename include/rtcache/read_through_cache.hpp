@@ -147,7 +147,7 @@ class ReadThroughCache {
     shard_storage_.emplace(shard_count, [&](std::size_t i, Shard* at) {
       const std::size_t share =
           options_.capacity / shard_count + (i < options_.capacity % shard_count ? 1 : 0);
-      std::construct_at(at, share, detail::mix64(seed_ + i));
+      std::construct_at(at, share, detail::mix64(seed_ + i), !hooks_.weigher);
     });
     shards_.reserve(shard_count);
     for (std::size_t i = 0; i < shard_count; ++i) shards_.push_back(&(*shard_storage_)[i]);
@@ -517,6 +517,12 @@ class ReadThroughCache {
     return shard_index(hash_of(key));
   }
 
+  /// For tests: the bucket counts of shard `i`'s table, now and at most.
+  [[nodiscard]] std::pair<std::size_t, std::size_t> bucket_counts(std::size_t i) const {
+    std::lock_guard lock(shards_.at(i)->mutex);
+    return {shards_[i]->table.bucket_count(), shards_[i]->table.bucket_ceiling()};
+  }
+
   /// For tests: calls `check(policy, resident_count)` on each shard's policy
   /// under its lock and returns true when every call does, and every shard's
   /// table agrees with its size, weight and capacity.
@@ -601,11 +607,16 @@ class ReadThroughCache {
   /// sizes, the policy) comes after, so that replaying hits or inserting
   /// does not take the lines that every hit needs from the other cores.
   struct alignas(64) Shard {
-    Shard(std::size_t share, std::uint64_t seed)
+    /// `counts_entries`: the share is in entries (no weigher), so the table
+    /// never needs buckets for more; with a weigher it holds any number of
+    /// entries up to the share in weight.
+    Shard(std::size_t share, std::uint64_t seed, bool counts_entries)
         : reads(std::thread::hardware_concurrency()),
           capacity(share),
           retired_capacity(retired_capacity_for(share)),
           reclaim_every(retired_capacity / 8),
+          table(detail::ChainedTable<Entry>::kMinBuckets,
+                counts_entries ? share : detail::ChainedTable<Entry>::kUnbounded),
           policy(share, seed) {
       retired.reserve(retired_capacity);
       reclaim_at = reclaim_every;

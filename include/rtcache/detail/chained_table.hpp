@@ -1,20 +1,30 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <atomic>
-#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <utility>
 #include <vector>
 
 namespace rtcache::detail {
 
-/// The hash table of one shard: a power-of-two array of buckets, each a chain
-/// of entries linked through `Entry::chain_next`. The table neither owns nor
-/// allocates entries; it only links them. The bucket comes from the low bits
-/// of the (already mixed) hash; the shard index takes the high bits.
+/// The hash table of one shard: an array of buckets, each a chain of entries
+/// linked through `Entry::chain_next`. The table neither owns nor allocates
+/// entries; it only links them. The bucket comes from the low 32 bits of the
+/// (already mixed) hash, the ones an entry keeps, by multiply-shift
+/// ("fastrange", Lemire 2019: `(h * n) >> 32`), so the bucket count need not
+/// be a power of two; the shard index takes the high bits, which the low 32
+/// do not share (a cache would need 2^32 shards for them to meet).
+///
+/// Bucket count: the table doubles when it holds one entry per bucket, up to
+/// a ceiling. A table told the most entries it holds (a shard whose capacity
+/// counts entries) never grows beyond the buckets those fill to `kMaxLoad`:
+/// the grow that would pass that ceiling goes to exactly it, so a full
+/// shard's array fits its capacity instead of the next power of two.
 ///
 /// Writers must hold the shard lock. Readers may call `find` without it,
 /// inside an epoch guard: links are atomics published with release order, so
@@ -24,9 +34,37 @@ namespace rtcache::detail {
 template <class Entry>
 class ChainedTable {
  public:
+  static constexpr std::size_t kMinBuckets = 8;
+  /// The load (entries per bucket) of a full table, as a fraction: 9/8. It
+  /// sets the ceiling only; below it the table doubles at load 1, as it
+  /// always did, so a table that is not full is no more loaded than before.
+  /// A design parameter, trading memory for hit cost; measured on a shared
+  /// 2-core VM (K = V = uint64, 8 shards, caches filled to capacity, hits of
+  /// present keys, medians of interleaved runs):
+  /// - memory: a full table's array is 8 B / kMaxLoad per entry, 7.1 B: a
+  ///   40-byte LRU or SIEVE entry comes to 47.3 B of overhead in all
+  ///   (rtcache-memory), against 48.2 B at load 1 and 46.6 B at 5/4.
+  /// - hits: a successful search reads about 1 + load / 2 entries. Against a
+  ///   ceiling at load 1, a SIEVE hit costs about 3% more at 9/8 and 4-6% at
+  ///   5/4 on a million entries (about 105 ns, memory-bound); 6% and 13% on
+  ///   32K entries (about 24 ns, in cache).
+  /// Growing at this load below the ceiling too would cost every table that
+  /// is not full: with 5/4, rtcache-bench small/read100 SIEVE went from 14.8
+  /// to 22.5 ns (its tables at load 1.18 instead of 0.59).
+  static constexpr std::size_t kMaxLoadNum = 9;
+  static constexpr std::size_t kMaxLoadDen = 8;
+  /// `max_entries` for a table with no bound on its entries.
+  static constexpr std::size_t kUnbounded = 0;
+
   ChainedTable() : ChainedTable(kMinBuckets) {}
-  explicit ChainedTable(std::size_t buckets)
-      : current_(Buckets::make(std::bit_ceil(std::max(buckets, kMinBuckets)))) {}
+  /// A table of `buckets` buckets (at least `kMinBuckets`). With
+  /// `max_entries`, the table holds about that many entries at most (a shard
+  /// may hold one more while it inserts before it evicts), and its bucket
+  /// count stops at `ceil(max_entries / kMaxLoad)`.
+  explicit ChainedTable(std::size_t buckets, std::size_t max_entries = kUnbounded)
+      : current_(Buckets::make(std::max(kMinBuckets, std::min(buckets, ceiling_for(max_entries))))),
+        ceiling_(ceiling_for(max_entries)),
+        grow_at_(grow_at_for(bucket_count())) {}
 
   ~ChainedTable() {
     Buckets::destroy(current_.load(std::memory_order_relaxed));
@@ -38,6 +76,8 @@ class ChainedTable {
 
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
   [[nodiscard]] std::size_t bucket_count() const noexcept { return buckets().count(); }
+  /// The most buckets the table grows to.
+  [[nodiscard]] std::size_t bucket_ceiling() const noexcept { return ceiling_; }
 
   /// The entry with this hash for which `matches(entry)` holds, or nullptr.
   /// Without the lock, a concurrent grow may hide an entry: look again under
@@ -58,16 +98,12 @@ class ChainedTable {
   /// published (only when growing), and kept until `reclaim`.
   template <class Stamp>
   void insert(Entry* entry, Stamp&& stamp) {
-    if (size_ >= buckets().count()) grow(stamp);
+    if (size_ >= grow_at_) grow(stamp);
     // At the end of its chain: the keys that came first (under a skewed load,
     // often the hottest) stay first, so most hits read one entry.
-    std::atomic<Entry*>* link = &buckets().head(entry->hash);
-    for (Entry* e = link->load(std::memory_order_relaxed); e != nullptr;
-         e = link->load(std::memory_order_relaxed)) {
-      link = &e->chain_next;
-    }
+    std::atomic<Entry*>& link = end_of(buckets().head(entry->hash));
     entry->chain_next.store(nullptr, std::memory_order_relaxed);
-    link->store(entry, std::memory_order_release);
+    link.store(entry, std::memory_order_release);
     ++size_;
   }
 
@@ -123,15 +159,34 @@ class ChainedTable {
   }
 
  private:
-  static constexpr std::size_t kMinBuckets = 8;
+  /// Only the hash's low 32 bits pick a bucket: more buckets would stay empty
+  /// (and `(h * n) >> 32` would overflow).
+  static constexpr std::size_t kMaxBuckets = static_cast<std::size_t>(
+      std::min<std::uint64_t>(std::uint64_t{1} << 32, std::numeric_limits<std::size_t>::max()));
 
-  /// A bucket array: its mask, then the heads in the same allocation, so
+  /// `ceil(max_entries / kMaxLoad)`, computed without overflow; `kMaxBuckets`
+  /// when unbounded.
+  static constexpr std::size_t ceiling_for(std::size_t max_entries) noexcept {
+    if (max_entries == kUnbounded) return kMaxBuckets;
+    const std::size_t whole = max_entries / kMaxLoadNum * kMaxLoadDen;
+    const std::size_t part =
+        (max_entries % kMaxLoadNum * kMaxLoadDen + kMaxLoadNum - 1) / kMaxLoadNum;
+    return std::min(whole + part, kMaxBuckets);
+  }
+
+  /// The size at which a table of `n` buckets grows: `n` (load 1), or never
+  /// once at the ceiling.
+  std::size_t grow_at_for(std::size_t n) const noexcept {
+    return n < ceiling_ ? n : std::numeric_limits<std::size_t>::max();
+  }
+
+  /// A bucket array: its count, then the heads in the same allocation, so
   /// that a lookup reaches its bucket with one load fewer.
   class Buckets {
    public:
     static Buckets* make(std::size_t n) {
       void* raw = ::operator new(sizeof(Buckets) + n * sizeof(std::atomic<Entry*>));
-      auto* b = ::new (raw) Buckets(n - 1);
+      auto* b = ::new (raw) Buckets(n);
       std::uninitialized_value_construct_n(b->heads(), n);
       return b;
     }
@@ -143,18 +198,24 @@ class ChainedTable {
       ::operator delete(static_cast<void*>(b), sizeof(Buckets) + n * sizeof(std::atomic<Entry*>));
     }
 
-    std::size_t count() const noexcept { return mask_ + 1; }
+    std::size_t count() const noexcept { return count_; }
     std::atomic<Entry*>* heads() const noexcept {
       return reinterpret_cast<std::atomic<Entry*>*>(
           const_cast<char*>(reinterpret_cast<const char*>(this) + sizeof(Buckets)));
     }
-    std::atomic<Entry*>& head(std::uint64_t hash) const noexcept {
-      return heads()[static_cast<std::size_t>(hash) & mask_];
+    /// The bucket of `hash`: its low 32 bits scaled to [0, count). It is
+    /// monotonic in those bits, so doubling the count sends bucket i to 2i or
+    /// 2i + 1, and any new count sends each old bucket to a few consecutive
+    /// new ones.
+    std::size_t index(std::uint64_t hash) const noexcept {
+      return static_cast<std::size_t>((std::uint64_t{static_cast<std::uint32_t>(hash)} * count_) >>
+                                      32);
     }
+    std::atomic<Entry*>& head(std::uint64_t hash) const noexcept { return heads()[index(hash)]; }
 
    private:
-    explicit Buckets(std::size_t mask) noexcept : mask_(mask) {}
-    const std::size_t mask_;
+    explicit Buckets(std::size_t count) noexcept : count_(count) {}
+    const std::size_t count_;
   };
   static_assert(sizeof(Buckets) % alignof(std::atomic<Entry*>) == 0);
 
@@ -174,30 +235,66 @@ class ChainedTable {
     return *link;
   }
 
+  /// The link at the end of the chain that starts at `head`.
+  static std::atomic<Entry*>& end_of(std::atomic<Entry*>& head) noexcept {
+    std::atomic<Entry*>* link = &head;
+    for (Entry* e = link->load(std::memory_order_relaxed); e != nullptr;
+         e = link->load(std::memory_order_relaxed)) {
+      link = &e->chain_next;
+    }
+    return *link;
+  }
+
+  /// Moves every entry to a new array: twice the buckets, or the ceiling if
+  /// that is less.
   template <class Stamp>
   void grow(Stamp& stamp) {
     Buckets& old = buckets();
+    const std::size_t n = std::min(old.count() * 2, ceiling_);
     retired_.reserve(retired_.size() + 1);
-    Buckets* fresh = Buckets::make(old.count() * 2);  // the last step that may throw
-    // Readers may be walking the old array while entries move. Old chain i
-    // splits into new chains i and i + old.count(), each keeping the old
-    // order; an entry is cut off (its link set to null) before it is
-    // appended to its new chain. A reader that follows an entry into a new
-    // chain therefore still walks a finite list; at worst it stops early and
-    // misses the key, and the caller then looks again under the lock.
+    Buckets* fresh = Buckets::make(n);  // the last step that may throw
+    // Readers may be walking the old array while entries move. The old
+    // chains are taken in order, each from its head, and an entry is cut off
+    // (its link set to null) before it is appended to the end of its new
+    // chain. So every link, old or new, leads from an entry to one later in
+    // that order: an entry not yet moved links to its old successor, a moved
+    // one to nothing or to an entry moved after it. Whichever of them a
+    // reader sees, its walk ends. The grow links entries of the table only,
+    // so whatever a reader reaches stays protected as before (epoch.hpp). At
+    // worst it stops early, or ends up in a new chain that it shares with a
+    // neighbouring old chain, and misses the key; the caller then looks
+    // again under the lock. Doubling splits old chain i into new chains 2i
+    // and 2i + 1; a grow to the ceiling (less than double) may also send the
+    // end of old chain i - 1 and the start of old chain i to one new chain,
+    // which the argument above does not mind. Each new chain keeps the old
+    // chains' order.
+    //
+    // Old chain i covers a range of hashes, and `index` is monotonic: its
+    // entries go to at most three consecutive new chains (n <= 2 * old), the
+    // first of which may hold the end of chain i - 1. The ends of the new
+    // chains in use are cached by chain number modulo 4; a chain not in its
+    // slot is walked to its end (on its first use, it is empty).
+    struct Tail {
+      std::size_t chain;
+      std::atomic<Entry*>* link;
+    };
+    std::array<Tail, 4> tails;
+    tails.fill(Tail{n, nullptr});
     for (std::size_t i = 0; i < old.count(); ++i) {
-      std::atomic<Entry*>* tails[2] = {&fresh->heads()[i], &fresh->heads()[i + old.count()]};
       Entry* e = old.heads()[i].load(std::memory_order_relaxed);
       while (e != nullptr) {
         Entry* next = e->chain_next.load(std::memory_order_relaxed);
-        std::atomic<Entry*>*& tail = tails[(e->hash & old.count()) != 0 ? 1 : 0];
+        const std::size_t chain = fresh->index(e->hash);
+        Tail& tail = tails[chain % tails.size()];
+        if (tail.chain != chain) tail = Tail{chain, &end_of(fresh->heads()[chain])};
         e->chain_next.store(nullptr, std::memory_order_release);
-        tail->store(e, std::memory_order_release);
-        tail = &e->chain_next;
+        tail.link->store(e, std::memory_order_release);
+        tail.link = &e->chain_next;
         e = next;
       }
     }
     current_.store(fresh, std::memory_order_release);
+    grow_at_ = grow_at_for(n);
     // Stamped once unlinked (the array is published above, and the stamp's
     // read-modify-write orders that before it), as an entry is.
     retired_.push_back(Retired{stamp(), &old});
@@ -207,6 +304,8 @@ class ChainedTable {
   // every insert: keep them on separate cache lines.
   alignas(64) std::atomic<Buckets*> current_;
   alignas(64) std::size_t size_ = 0;
+  const std::size_t ceiling_;  // the most buckets
+  std::size_t grow_at_;        // the size at which `insert` grows the array
   std::vector<Retired> retired_;
 };
 
