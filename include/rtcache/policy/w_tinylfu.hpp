@@ -431,6 +431,7 @@ struct BasicWTinyLfu {
         }
       }
     }
+
     void move_window_to_probation(Entry& e) noexcept {
       window_.erase(e);
       --window_size_;
