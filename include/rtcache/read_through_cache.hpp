@@ -19,7 +19,6 @@
 #include <mutex>
 #include <new>
 #include <optional>
-#include <semaphore>
 #include <thread>
 #include <type_traits>
 #include <unordered_map>
@@ -34,6 +33,7 @@
 #include "detail/epoch.hpp"
 #include "detail/hash.hpp"
 #include "detail/key_state.hpp"
+#include "detail/load_slots.hpp"
 #include "detail/macros.hpp"
 #include "detail/object_array.hpp"
 #include "detail/read_buffer.hpp"
@@ -139,8 +139,7 @@ class ReadThroughCache {
                 options_.refresh_after.count() > 0 || options_.stale_if_error.count() > 0;
     entries_ = detail::EntryLayout<Entry>(has_time_, static_cast<bool>(hooks_.weigher));
     if (options_.max_concurrent_loads > 0) {
-      load_slots_ = std::make_unique<std::counting_semaphore<>>(
-          static_cast<std::ptrdiff_t>(options_.max_concurrent_loads));
+      load_slots_ = std::make_unique<detail::LoadSlots>(options_.max_concurrent_loads);
     }
     // Shard i holds capacity / shards, the first (capacity % shards) one
     // more: the shares add up to the capacity exactly.
@@ -781,7 +780,7 @@ class ReadThroughCache {
     LoadPermit& operator=(const LoadPermit&) = delete;
 
    private:
-    std::counting_semaphore<>* slots_;
+    detail::LoadSlots* slots_;
   };
 
   /// A loader's answer: the value (or not found) and its own TTL, if any.
@@ -1646,7 +1645,7 @@ class ReadThroughCache {
   std::optional<detail::ObjectArray<Shard>> shard_storage_;  // one block: a hit indexes it
   std::vector<Shard*> shards_;                               // the same, to iterate
   mutable detail::StripedCounters counters_;
-  std::unique_ptr<std::counting_semaphore<>> load_slots_;
+  std::unique_ptr<detail::LoadSlots> load_slots_;
   hooks_type hooks_;
   // Background refreshes: counted so that the destructor can wait for them.
   std::mutex tasks_mutex_;

@@ -1,6 +1,8 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <thread>
 
 namespace rtcache::detail {
 
@@ -17,12 +19,18 @@ inline void cpu_relax() noexcept {
 }
 
 /// The shard lock. Its critical sections are short (tens to hundreds of
-/// nanoseconds, never user code), so a thread that finds it taken spins a
-/// little before sleeping: std::mutex (glibc) sleeps at once, and two threads
-/// that take turns on one hot shard then pay a futex sleep and wake-up, some
-/// microseconds, per turn. The sleeping part is the three-state futex mutex
-/// of Drepper, "Futexes are tricky" (0 free, 1 taken, 2 taken and maybe
-/// waited for), on C++20 atomic wait.
+/// nanoseconds, never user code), so it is a test-and-test-and-set lock
+/// whose waiters spin, then yield, then poll in short sleeps, and whose
+/// unlock is a plain release store. A lock that can put waiters to sleep
+/// (a futex) must learn at unlock whether anyone sleeps, with a
+/// read-modify-write or a full fence, and that waits for every store of the
+/// critical section to reach the cache: on a `put`, which unlocks twice,
+/// those two waits were a third of the time at one thread. (std::mutex is
+/// such a lock, and also sleeps at once: two threads taking turns on one hot
+/// shard then paid a futex sleep and wake-up, some microseconds, per turn.)
+/// A waiter that finds the lock held past its spinning is either behind a
+/// preempted holder or one of many threads on few cores; it yields, then
+/// sleeps `kSleep` between looks, so it costs no CPU while it waits.
 class ShardMutex {
  public:
   ShardMutex() = default;
@@ -34,30 +42,31 @@ class ShardMutex {
   }
 
   bool try_lock() noexcept {
-    int expected = 0;
-    return state_.compare_exchange_strong(expected, 1, std::memory_order_acquire,
-                                          std::memory_order_relaxed);
+    return !locked_.load(std::memory_order_relaxed) &&
+           !locked_.exchange(true, std::memory_order_acquire);
   }
 
-  void unlock() noexcept {
-    if (state_.exchange(0, std::memory_order_release) == 2) state_.notify_one();
-  }
+  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
 
  private:
-  static constexpr int kSpins = 128;
+  static constexpr int kSpins = 128;  // pauses, about a microsecond or more
+  static constexpr int kYields = 64;  // then yields
+  static constexpr std::chrono::microseconds kSleep{20};
 
   void lock_contended() noexcept {
-    for (int i = 0; i < kSpins; ++i) {
-      cpu_relax();
-      if (state_.load(std::memory_order_relaxed) == 0 && try_lock()) return;
-    }
-    // Taken from here on as "maybe waited for", so that unlock wakes a sleeper.
-    while (state_.exchange(2, std::memory_order_acquire) != 0) {
-      state_.wait(2, std::memory_order_relaxed);
+    for (int round = 0;; ++round) {
+      if (round < kSpins) {
+        cpu_relax();
+      } else if (round < kSpins + kYields) {
+        std::this_thread::yield();
+      } else {
+        std::this_thread::sleep_for(kSleep);
+      }
+      if (try_lock()) return;
     }
   }
 
-  std::atomic<int> state_{0};
+  std::atomic<bool> locked_{false};
 };
 
 }  // namespace rtcache::detail
