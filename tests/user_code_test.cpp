@@ -20,7 +20,24 @@ using rtcache::test::StoreWriter;
 
 namespace {
 using Cache = rtcache::ReadThroughCache<int, std::string, StoreLoader<>, StoreWriter<>>;
-}
+
+/// A writer that stops in the store, for the writes of `gated` (or for every
+/// write when `gated` is empty), until `release` opens.
+struct GatedWriter {
+  FakeStore<>* store;
+  std::latch* entered;
+  std::latch* release;
+  std::string gated;
+  void write(const int& key, const std::string& value) {
+    if (gated.empty() || value == gated) {
+      entered->count_down();
+      release->wait();
+    }
+    store->write(key, value);
+  }
+};
+using GatedCache = rtcache::ReadThroughCache<int, std::string, StoreLoader<>, GatedWriter>;
+}  // namespace
 
 TEST_CASE(
     "a loader blocked in the store does not block gets, puts and erases of other keys in its "
@@ -128,21 +145,10 @@ TEST_CASE("a writer that writes its own key through the cache gets RecursiveCall
 TEST_CASE("a writer blocked in the store does not block other keys of its shard") {
   FakeStore<> store;
   store.set(9, "nine");
-  struct SlowWriter {
-    FakeStore<>* store;
-    std::latch* entered;
-    std::latch* release;
-    void write(const int& key, const std::string& value) {
-      entered->count_down();
-      release->wait();
-      store->write(key, value);
-    }
-  };
   std::latch entered(1);
   std::latch release(1);
-  rtcache::ReadThroughCache<int, std::string, StoreLoader<>, SlowWriter> cache(
-      rtcache::Options{.capacity = 8, .shards = 1, .seed = 1}, StoreLoader<>{&store},
-      SlowWriter{&store, &entered, &release});
+  GatedCache cache(rtcache::Options{.capacity = 8, .shards = 1, .seed = 1}, StoreLoader<>{&store},
+                   GatedWriter{&store, &entered, &release, ""});
   std::thread writer([&] { cache.put(1, "one"); });
   entered.wait();
   CHECK(cache.get(9) == std::optional<std::string>("nine"));
@@ -154,23 +160,10 @@ TEST_CASE("a writer blocked in the store does not block other keys of its shard"
 
 TEST_CASE("a write queued behind a slow write of its key waits for it, and blocks no other key") {
   FakeStore<> store;
-  struct GatedWriter {
-    FakeStore<>* store;
-    std::latch* entered;
-    std::latch* release;
-    void write(const int& key, const std::string& value) {
-      if (value == "first") {
-        entered->count_down();
-        release->wait();
-      }
-      store->write(key, value);
-    }
-  };
   std::latch entered(1);
   std::latch release(1);
-  rtcache::ReadThroughCache<int, std::string, StoreLoader<>, GatedWriter> cache(
-      rtcache::Options{.capacity = 8, .shards = 1, .seed = 1}, StoreLoader<>{&store},
-      GatedWriter{&store, &entered, &release});
+  GatedCache cache(rtcache::Options{.capacity = 8, .shards = 1, .seed = 1}, StoreLoader<>{&store},
+                   GatedWriter{&store, &entered, &release, "first"});
   std::thread first([&] { cache.put(1, "first"); });
   entered.wait();
   std::atomic<bool> second_done{false};
