@@ -1,5 +1,6 @@
 // Stats count what happened, summed over the counter stripes of all threads.
 
+#include <rtcache/detail/striped_counters.hpp>
 #include <rtcache/rtcache.hpp>
 #include <string>
 #include <thread>
@@ -76,4 +77,22 @@ TEST_CASE("counts stay exact when threads outnumber the counter cells and come a
   }
   CHECK(cache.stats().hits == std::uint64_t{kWaves} * kThreads * kHitsEach);
   CHECK(cache.stats().misses == 100);
+}
+
+TEST_CASE("a striped count adds exactly across threads, and can be set") {
+  rtcache::detail::StripedCount count;
+  constexpr int kThreads = 6;  // more threads than stripes: some share one
+  constexpr int kAdds = 5000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&count] {
+      for (int i = 0; i < kAdds; ++i) count.add(2);
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  CHECK(count.sum() == std::size_t{2} * kThreads * kAdds);
+  count.set(7);
+  CHECK(count.sum() == 7);
+  count.add(1);
+  CHECK(count.sum() == 8);
 }

@@ -11,6 +11,7 @@
 
 #include "hash.hpp"
 #include "prefetch.hpp"
+#include "striped_counters.hpp"
 
 namespace rtcache::detail {
 
@@ -52,25 +53,13 @@ class FrequencySketch {
 
   /// Counts one occurrence of the key with this hash.
   void increment(std::uint64_t hash) noexcept {
-    const std::uint64_t h = spread(hash);
-    Block& block = blocks_[h & block_mask_];
-    bool added = false;
-    for (unsigned row = 0; row < kRows; ++row) {
-      // One byte of the high half per row: its low bit picks the row's word,
-      // the next four the counter (as word_index and shift do).
-      const auto byte = static_cast<unsigned>(h >> (32 + row * 8));
-      Word word(block.words[row * 2 + (byte & 1)]);
-      const unsigned counter_shift = (byte & 0x1e) << 1;
-      const std::uint64_t value = word.load(std::memory_order_relaxed);
-      if (((value >> counter_shift) & kMaxCount) != kMaxCount) {
-        word.store(value + (std::uint64_t{1} << counter_shift), std::memory_order_relaxed);
-        added = true;
-      }
-    }
-    if (added) {
-      const std::size_t additions = additions_.load(std::memory_order_relaxed) + 1;
-      additions_.store(additions, std::memory_order_relaxed);
-      if (additions >= sample_size_) halve();
+    const Bumped bumped = bump(hash, [](Word word, std::uint64_t value, std::uint64_t one) {
+      word.store(value + one, std::memory_order_relaxed);
+      return true;
+    });
+    if (bumped.added) {
+      additions_.add(1);
+      if (additions() >= sample_size_) halve();
     }
   }
 
@@ -78,30 +67,19 @@ class FrequencySketch {
   /// the owner's calls (for lock-free readers). A counter already at 15 is
   /// only read, so the hot keys of a skewed load write nothing. An increment
   /// that loses a race for its word is dropped (the estimate stays an
-  /// estimate), and the halving is left to `halve_if_due`.
+  /// estimate), each thread counts its additions in a stripe of its own, and
+  /// the halving is left to `halve_if_due`.
   ///
   /// Returns true when all four counters were already at 15: the key is
   /// saturated, and stays so until the next halving, which changes
   /// `generation()`. A caller may remember that and skip the sketch until
   /// then (increments of a saturated key change nothing).
   bool increment_shared(std::uint64_t hash) noexcept {
-    const std::uint64_t h = spread(hash);
-    Block& block = blocks_[h & block_mask_];
-    bool added = false;
-    bool saturated = true;
-    for (unsigned row = 0; row < kRows; ++row) {
-      const auto byte = static_cast<unsigned>(h >> (32 + row * 8));
-      Word word(block.words[row * 2 + (byte & 1)]);
-      const unsigned counter_shift = (byte & 0x1e) << 1;
-      std::uint64_t value = word.load(std::memory_order_relaxed);
-      if (((value >> counter_shift) & kMaxCount) != kMaxCount) {
-        saturated = false;
-        added |= word.compare_exchange_weak(value, value + (std::uint64_t{1} << counter_shift),
-                                            std::memory_order_relaxed);
-      }
-    }
-    if (added) additions_.fetch_add(1, std::memory_order_relaxed);
-    return saturated;
+    const Bumped bumped = bump(hash, [](Word word, std::uint64_t value, std::uint64_t one) {
+      return word.compare_exchange_weak(value, value + one, std::memory_order_relaxed);
+    });
+    if (bumped.added) additions_.add(1);
+    return bumped.saturated;
   }
 
   /// Changes at every halving (never 0): a key seen saturated in one
@@ -116,7 +94,7 @@ class FrequencySketch {
   /// Halves the counters if a sample's worth of increments came since the
   /// last halving (for owners whose readers use `increment_shared`).
   void halve_if_due() noexcept {
-    if (additions_.load(std::memory_order_relaxed) >= sample_size_) halve();
+    if (additions() >= sample_size_) halve();
   }
 
   /// Asks the processor to fetch the block of the key's counters, for a
@@ -152,14 +130,14 @@ class FrequencySketch {
     generation_.store(next != 0 ? next : 1, std::memory_order_release);
     // Each halved odd counter lost half an increment; count them as lost.
     const std::size_t lost = odd / kRows;
-    const std::size_t additions = additions_.load(std::memory_order_relaxed);
-    additions_.store((additions > lost ? additions - lost : 0) / 2, std::memory_order_relaxed);
+    const std::size_t total = additions();
+    // A reader's addition that lands in between is lost, like an increment
+    // that loses a race.
+    additions_.set((total > lost ? total - lost : 0) / 2);
   }
 
   /// Increments since the last halving, as the sketch accounts them.
-  [[nodiscard]] std::size_t additions() const noexcept {
-    return additions_.load(std::memory_order_relaxed);
-  }
+  [[nodiscard]] std::size_t additions() const noexcept { return additions_.sum(); }
   /// Increments between two halvings.
   [[nodiscard]] std::size_t sample_size() const noexcept { return sample_size_; }
   /// Number of 64-byte blocks.
@@ -190,6 +168,34 @@ class FrequencySketch {
   // stores cost what plain ones do, and `increment_shared` may then run
   // alongside everything else without a data race.
   using Word = std::atomic_ref<std::uint64_t>;
+
+  struct Bumped {
+    bool added = false;     // at least one counter went up
+    bool saturated = true;  // all four were at 15 already
+  };
+
+  /// Calls `add(word, value, one)` for each of the key's four counters that
+  /// is below 15 (`one` is the counter's unit in its word; `add` answers
+  /// whether it added).
+  template <class Add>
+  Bumped bump(std::uint64_t hash, Add add) noexcept {
+    const std::uint64_t h = spread(hash);
+    Block& block = blocks_[h & block_mask_];
+    Bumped bumped;
+    for (unsigned row = 0; row < kRows; ++row) {
+      // One byte of the high half per row: its low bit picks the row's word,
+      // the next four the counter (as word_index and shift do).
+      const auto byte = static_cast<unsigned>(h >> (32 + row * 8));
+      Word word(block.words[row * 2 + (byte & 1)]);
+      const unsigned counter_shift = (byte & 0x1e) << 1;
+      const std::uint64_t value = word.load(std::memory_order_relaxed);
+      if (((value >> counter_shift) & kMaxCount) != kMaxCount) {
+        bumped.saturated = false;
+        bumped.added |= add(word, value, std::uint64_t{1} << counter_shift);
+      }
+    }
+    return bumped;
+  }
 
   struct alignas(64) Block {
     std::uint64_t words[8] = {};
@@ -226,8 +232,9 @@ class FrequencySketch {
   std::size_t sample_size_;
   std::uint64_t seed_;
   std::atomic<std::uint16_t> generation_{1};
-  // Written by lock-free readers (increment_shared): away from what they read.
-  alignas(64) std::atomic<std::size_t> additions_{0};
+  // Increments since the last halving, added to by lock-free readers
+  // (increment_shared): striped, on lines away from what they read.
+  StripedCount additions_;
 };
 
 }  // namespace rtcache::detail

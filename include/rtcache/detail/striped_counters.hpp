@@ -75,4 +75,35 @@ class StripedCounters {
   std::unique_ptr<Cell[]> cells_;
 };
 
+/// One count that lock-free readers add to: each thread adds to a stripe
+/// chosen by its thread slot, on a cache line of its own, so that two cores
+/// adding do not pass one line back and forth; a read sums the stripes.
+class StripedCount {
+ public:
+  void add(std::size_t amount) noexcept {
+    stripes_[thread_index() % kStripes].value.fetch_add(amount, std::memory_order_relaxed);
+  }
+
+  [[nodiscard]] std::size_t sum() const noexcept {
+    std::size_t total = 0;
+    for (const Stripe& s : stripes_) total += s.value.load(std::memory_order_relaxed);
+    return total;
+  }
+
+  /// Sets the count. An add that lands meanwhile in another stripe may be
+  /// lost, which callers that count for estimates accept.
+  void set(std::size_t count) noexcept {
+    stripes_[0].value.store(count, std::memory_order_relaxed);
+    for (std::size_t i = 1; i < kStripes; ++i)
+      stripes_[i].value.store(0, std::memory_order_relaxed);
+  }
+
+ private:
+  static constexpr std::size_t kStripes = 4;
+  struct alignas(64) Stripe {
+    std::atomic<std::size_t> value{0};
+  };
+  std::array<Stripe, kStripes> stripes_{};
+};
+
 }  // namespace rtcache::detail

@@ -3,7 +3,6 @@
 /// \file
 /// Adaptive W-TinyLFU eviction.
 
-#include <array>
 #include <atomic>
 #include <bit>
 #include <cstddef>
@@ -14,7 +13,7 @@
 #include "../detail/hash.hpp"
 #include "../detail/intrusive_list.hpp"
 #include "../detail/prefetch.hpp"
-#include "../detail/thread_index.hpp"
+#include "../detail/striped_counters.hpp"
 
 namespace rtcache::policy {
 
@@ -290,8 +289,7 @@ struct BasicWTinyLfu {
     static constexpr std::size_t kMinHistory = 8;
     static constexpr unsigned kRandomAdmissionMinFrequency = 6;
     static constexpr std::uint64_t kRandomAdmissionMask = 127;  // admit 1 in 128
-    static constexpr std::size_t kHitStripes = 4;
-    static constexpr std::uint32_t kHitBatch = 16;  // a power of two
+    static constexpr std::uint32_t kHitBatch = 16;              // a power of two
     static constexpr std::size_t kStampSlackDivisor = 64;
 
     [[nodiscard]] std::size_t main_size() const noexcept {
@@ -500,20 +498,15 @@ struct BasicWTinyLfu {
 
     // CLOCK variant: readers count hits for the hill climber per thread, and
     // add them to the shard in batches (one atomic add per kHitBatch hits),
-    // each thread to a stripe of its own if it can (thread_index.hpp), so
+    // each thread to a stripe of its own (detail::StripedCount), so
     // that two cores do not pass the counter's line back and forth.
     void count_hit() noexcept {
       thread_local std::uint32_t hits = 0;
-      if ((++hits & (kHitBatch - 1)) == 0) {
-        batched_hits_[detail::thread_index() % kHitStripes].value.fetch_add(
-            kHitBatch, std::memory_order_relaxed);
-      }
+      if ((++hits & (kHitBatch - 1)) == 0) batched_hits_.add(kHitBatch);
     }
     [[nodiscard]] std::size_t hits_in_sample() const noexcept {
       if constexpr (kClock) {
-        std::size_t total = 0;
-        for (const HitStripe& s : batched_hits_) total += s.value.load(std::memory_order_relaxed);
-        return total - batched_hits_base_;
+        return batched_hits_.sum() - batched_hits_base_;
       } else {
         return hits_in_sample_;
       }
@@ -640,12 +633,7 @@ struct BasicWTinyLfu {
     double previous_hit_ratio_ = 0.0;
     double step_ = 0.0;
     std::size_t batched_hits_base_ = 0;  // batched_hits_ at the start of the sample
-    // Written by readers (CLOCK variant): on lines of their own, away from
-    // what they read.
-    struct alignas(64) HitStripe {
-      std::atomic<std::size_t> value{0};
-    };
-    std::array<HitStripe, kHitStripes> batched_hits_{};
+    detail::StripedCount batched_hits_;  // added to by readers (CLOCK variant)
   };
 };
 
