@@ -1,0 +1,86 @@
+// Quality bar: the hit path allocates nothing. This executable replaces the
+// global operator new to count allocations, and checks that gets of cached
+// keys make none, whatever the policy (the default takes hits lock-free, LRU
+// through the read buffer and its drains, SIEVE with a visited bit).
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+#include <rtcache/rtcache.hpp>
+
+#include "support/catch.hpp"
+
+namespace {
+std::atomic<std::size_t> g_allocations{0};
+
+void* counted(std::size_t size, std::size_t alignment) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  void* p = nullptr;
+  if (alignment <= alignof(std::max_align_t)) {
+    p = std::malloc(size == 0 ? 1 : size);
+  } else if (posix_memalign(&p, alignment, size == 0 ? 1 : size) != 0) {
+    p = nullptr;
+  }
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+
+// Out of line, so that the compiler does not pair this free with the
+// operator new it was given (it warns of a mismatch, wrongly, for
+// replacement functions).
+[[gnu::noinline]] void release(void* p) noexcept { std::free(p); }
+
+constexpr std::size_t kPlain = alignof(std::max_align_t);
+}  // namespace
+
+void* operator new(std::size_t n) { return counted(n, kPlain); }
+void* operator new[](std::size_t n) { return counted(n, kPlain); }
+void* operator new(std::size_t n, std::align_val_t a) {
+  return counted(n, static_cast<std::size_t>(a));
+}
+void* operator new[](std::size_t n, std::align_val_t a) {
+  return counted(n, static_cast<std::size_t>(a));
+}
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  try {
+    return counted(n, kPlain);
+  } catch (const std::bad_alloc&) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t n, const std::nothrow_t& tag) noexcept {
+  return operator new(n, tag);
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept { release(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { release(p); }
+void operator delete(void* p) noexcept { release(p); }
+void operator delete[](void* p) noexcept { release(p); }
+void operator delete(void* p, std::size_t) noexcept { release(p); }
+void operator delete[](void* p, std::size_t) noexcept { release(p); }
+void operator delete(void* p, std::align_val_t) noexcept { release(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { release(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { release(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { release(p); }
+
+TEMPLATE_TEST_CASE("a hit allocates nothing", "", rtcache::DefaultPolicy, rtcache::policy::WTinyLfu,
+                   rtcache::policy::Lru, rtcache::policy::Sieve) {
+  constexpr std::uint64_t kKeys = 512;
+  auto cache = rtcache::make_cache<std::uint64_t, std::uint64_t, TestType>(
+      rtcache::Options{.capacity = 1024, .shards = 4, .seed = 1},
+      [](const std::uint64_t& key) { return key * 3; });
+  const std::size_t before_loads = g_allocations.load();
+  for (std::uint64_t k = 0; k < kKeys; ++k) REQUIRE(cache.get(k) == k * 3);
+  // The counter sees the cache's own allocations: misses make entries.
+  CHECK(g_allocations.load() > before_loads);
+
+  const std::size_t before_hits = g_allocations.load();
+  std::uint64_t sum = 0;
+  for (int round = 0; round < 50; ++round) {
+    for (std::uint64_t k = 0; k < kKeys; ++k) sum += *cache.get(k);
+  }
+  CHECK(g_allocations.load() == before_hits);
+  CHECK(sum == 50 * 3 * (kKeys * (kKeys - 1) / 2));
+  CHECK(cache.stats().hits == 50 * kKeys);
+}
