@@ -197,6 +197,10 @@ struct BasicWTinyLfu {
       list_of(old).replace(old, fresh);
       if constexpr (kClock) {
         fresh.referenced.store(1, std::memory_order_relaxed);
+        // Same key, same counters: the new entry's hits may skip the sketch
+        // as long as the old one's did.
+        fresh.saturated_in.store(old.saturated_in.load(std::memory_order_relaxed),
+                                 std::memory_order_relaxed);
       } else {
         touch(fresh);
       }
