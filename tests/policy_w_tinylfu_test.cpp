@@ -337,7 +337,12 @@ TEST_CASE("the sketch's shared increments from many threads stay within bounds")
   }
   for (auto& thread : threads) thread.join();
   CHECK(sketch.frequency(hash_of(1)) == 15);
-  CHECK(sketch.additions() <= 15 + std::size_t{kThreads} * kRounds);
+  // A call counts one addition if it raised at least one of the key's four
+  // counters. Alone, the shared key's calls raise all four at once, 15 times;
+  // racing, a call that loses the race for one word still raises the others,
+  // and a later call raises the one left behind: up to 4 x 15 additions.
+  CHECK(sketch.additions() <= 4 * 15 + std::size_t{kThreads} * kRounds);
+  CHECK(sketch.additions() >= 15 + std::size_t{kThreads} * kRounds / 2);
 }
 
 TEST_CASE("W-TinyLFU (CLOCK): a hit moves nothing; the window's oldest gets a second chance") {
