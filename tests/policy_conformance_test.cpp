@@ -208,3 +208,38 @@ TEMPLATE_LIST_TEST_CASE("the same seed gives the same victims", "[policy]", AllP
   }
   CHECK(a.take_evicted() == b.take_evicted());
 }
+
+TEMPLATE_LIST_TEST_CASE("an in-place update acts on the policy as a replacement does", "[policy]",
+                        AllPolicies) {
+  // The cache rewrites small values in place and calls on_update(e) where it
+  // would otherwise call on_replace(old, fresh): the same random sequence,
+  // with writes done one way in one harness and the other way in the other,
+  // must evict the same keys in the same order.
+  for (std::size_t capacity : {1u, 3u, 16u, 100u}) {
+    PolicyHarness<TestType> replaced(capacity, 7);
+    PolicyHarness<TestType> updated(capacity, 7);
+    std::mt19937 random(static_cast<unsigned>(capacity));
+    const int keys = static_cast<int>(capacity) * 3 + 2;
+    for (int step = 0; step < 4000; ++step) {
+      const int key = static_cast<int>(random() % static_cast<unsigned>(keys));
+      switch (random() % 8) {
+        case 0:
+        case 1:
+        case 2:
+          replaced.put(key, step);
+          updated.update(key, step);
+          break;
+        case 3:
+          replaced.erase(key);
+          updated.erase(key);
+          break;
+        default:
+          CHECK(replaced.get(key) == updated.get(key));
+          break;
+      }
+      REQUIRE(replaced.take_evicted() == updated.take_evicted());
+      REQUIRE(updated.check());
+    }
+    CHECK(replaced.order() == updated.order());
+  }
+}

@@ -55,6 +55,43 @@ TEST_CASE("each removal is reported once, with its cause, in order") {
   CHECK(events == expected);
 }
 
+TEST_CASE("values rewritten in place are reported as replaced, with the old value") {
+  // An int is rewritten in the entry instead of being replaced by a new one:
+  // the listener must hear the same events as for the strings above.
+  using IntEvent = std::tuple<int, int, RemovalCause>;
+  using IntCache = rtcache::ReadThroughCache<int, int, StoreLoader<int, int>, StoreWriter<int, int>,
+                                             rtcache::policy::Lru>;
+  auto clock = std::make_shared<rtcache::ManualClock>();
+  FakeStore<int, int> store;
+  for (int k = 1; k <= 5; ++k) store.set(k, k * 10);
+  std::vector<IntEvent> events;
+  IntCache cache(
+      rtcache::Options{
+          .capacity = 3, .shards = 1, .seed = 1, .expire_after_write = 60s, .clock = clock},
+      StoreLoader<int, int>{&store}, StoreWriter<int, int>{&store},
+      {.on_removal = [&](const int& k, const int& v, RemovalCause c) {
+        events.emplace_back(k, v, c);
+      }});
+  (void)cache.get(1);
+  (void)cache.get(2);
+  (void)cache.get(3);
+  clock->advance(30s);
+  cache.put(1, 11);    // in place: 1 becomes the most recent, its clock restarts
+  (void)cache.get(4);  // evicts 2, now the least recent
+  cache.put(1, 12);
+  clock->advance(40s);  // t = 70 s: 3, loaded at 0, has expired; 1, rewritten at 30 s, has not
+  CHECK(cache.get(1) == 12);
+  CHECK(cache.get(3) == 30);  // reloaded
+  const std::vector<IntEvent> expected{
+      {1, 10, RemovalCause::kReplaced},
+      {2, 20, RemovalCause::kEvicted},
+      {1, 11, RemovalCause::kReplaced},
+      {3, 30, RemovalCause::kExpired},
+  };
+  CHECK(events == expected);
+  CHECK(cache.stats().hits >= 1);
+}
+
 TEST_CASE("the listener runs with no lock held: it may call the cache, even for the same key") {
   FakeStore<> store;
   store.set(1, "one");
@@ -100,4 +137,20 @@ TEST_CASE("invalidate_if drops the entries the predicate selects, and only those
   }
   CHECK(events.size() == 5);
   for (const auto& [k, v, c] : events) CHECK(c == RemovalCause::kInvalidated);
+}
+
+TEST_CASE("invalidate_if tests the current value of entries rewritten in place") {
+  auto cache = rtcache::make_cache<int, int>(
+      rtcache::Options{.capacity = 64, .seed = 1}, [](const int& k) { return k; },
+      [](const int&, const int&) {});
+  for (int k = 0; k < 10; ++k) (void)cache.get(k);
+  for (int k = 0; k < 10; k += 3) cache.put(k, -k - 1);  // 0, 3, 6, 9: rewritten, now negative
+  std::vector<int> tested;
+  cache.invalidate_if([&](const int& k, const int& v) {
+    tested.push_back(k);
+    return v < 0;
+  });
+  CHECK(tested.size() == 10);
+  CHECK(cache.size() == 6);
+  for (int k = 0; k < 10; ++k) CHECK(cache.get_if_present(k).has_value() == (k % 3 != 0));
 }

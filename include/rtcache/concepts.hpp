@@ -122,6 +122,12 @@ concept VersionedWriterFor = requires(W& w, const K& k, const V& v, std::uint64_
 /// call. `evict()` picks an entry, unlinks it from the policy's own structures
 /// and returns it (it may be the entry inserted last: that is admission), or
 /// returns nullptr when it holds none.
+///
+/// Optional: `on_update(e)`, called when a write rewrites `e`'s value in
+/// place (values the cache can copy atomically: integers, pointers, small
+/// structs), where it would otherwise call `on_replace(old, fresh)`; it must
+/// leave the policy as that call would. Without it, such writes replace the
+/// entry.
 template <class S, class Entry>
 concept ShardPolicyFor = std::constructible_from<S, std::size_t, std::uint64_t> &&
     requires(S& s, const S& cs, Entry& e, Entry& fresh) {

@@ -405,7 +405,8 @@ class ReadThroughCache {
 
   /// Drops the cached entries for which `predicate(key, value)` holds. The
   /// predicate runs with no lock held, but inside a read-side critical
-  /// section: it must not call this cache.
+  /// section: it must not call this cache. A value written in place while it
+  /// ran may be dropped with the one it selected (the next get reloads it).
   template <class Predicate>
   void invalidate_if(Predicate&& predicate) {
     for (auto& shard_ptr : shards_) {
@@ -419,7 +420,12 @@ class ReadThroughCache {
       {
         detail::EpochGuard guard;
         shard.table.for_each([&](Entry& e) {
-          if (!e.negative && predicate(std::as_const(e.key), std::as_const(e.value))) {
+          if (e.negative) return;
+          if constexpr (Entry::kInPlace) {
+            // The value may be rewritten meanwhile: test a consistent copy.
+            const V value = detail::load_shared(e.value);
+            if (predicate(std::as_const(e.key), value)) matches.push_back(Match{e.key, e.hash, &e});
+          } else if (predicate(std::as_const(e.key), std::as_const(e.value))) {
             matches.push_back(Match{e.key, e.hash, &e});
           }
         });
@@ -560,6 +566,13 @@ class ReadThroughCache {
   /// Policies whose `on_access` only sets atomic bits in the entry (CLOCK,
   /// SIEVE, S3-FIFO) take hits directly from lock-free readers; the others
   /// (LRU, W-TinyLFU) receive them through the shard's read buffer.
+  /// Writes of a cached key rewrite its entry in place when its value can be
+  /// copied atomically (see `detail::Entry`) and the policy can follow
+  /// (`on_update`); otherwise they replace the entry.
+  static constexpr bool kInPlaceWrites = Entry::kInPlace && requires(ShardPolicy & p, Entry& e) {
+    p.on_update(e);
+  };
+
   static constexpr bool kConcurrentAccess = [] {
     if constexpr (requires { Policy::kConcurrentAccess; }) {
       return static_cast<bool>(Policy::kConcurrentAccess);
@@ -639,6 +652,7 @@ class ReadThroughCache {
     std::size_t spare_count = 0;
     std::size_t reclaim_at = 0;             // retired.size() that triggers an attempt
     std::size_t inserts_since_reclaim = 0;  // while the table has old bucket arrays
+    detail::WriteSequence writes;           // in-place writes (Entry::kInPlace), by stripe
   };
 
   /// Removals to tell the listener about once the lock is released: declare
@@ -885,18 +899,22 @@ class ReadThroughCache {
         shard.table.find(h, [&](const Entry& candidate) { return key_equal_(candidate.key, key); });
     if (e == nullptr) return Hit::kMiss;
     bool refresh_due = false;
-    if (has_time_) {
-      const std::int64_t now = clock_->now().count();
-      const detail::EntryTimes times = entries_.times(*e);
-      if (now >= times.expires_at) return Hit::kMiss;
-      refresh_due = now >= times.refresh_at;
-    }
-    if (e->negative) {
-      out.reset();
-    } else if constexpr (kWithVersion) {
-      out.emplace(Versioned<V>{e->value, e->version});
+    if constexpr (Entry::kInPlace) {
+      if (!copy_in_place<kWithVersion>(shard, *e, out, refresh_due)) return Hit::kMiss;
     } else {
-      out.emplace(e->value);
+      if (has_time_) {
+        const std::int64_t now = clock_->now().count();
+        const detail::EntryTimes times = entries_.times(*e);
+        if (now >= times.expires_at) return Hit::kMiss;
+        refresh_due = now >= times.refresh_at;
+      }
+      if (e->negative) {
+        out.reset();
+      } else if constexpr (kWithVersion) {
+        out.emplace(Versioned<V>{e->value, e->version});
+      } else {
+        out.emplace(e->value);
+      }
     }
     record_access(shard, *e);
     counters_.add(detail::Counter::kHits);
@@ -905,6 +923,70 @@ class ReadThroughCache {
       return Hit::kHitAndRefresh;
     }
     return Hit::kHit;
+  }
+
+  /// `try_hit`'s copy when the value, version and times may be rewritten in
+  /// place: through the shard's write sequence. False if the entry expired.
+  template <bool kWithVersion>
+  bool copy_in_place(const Shard& shard, const Entry& e, Result<kWithVersion>& out,
+                     bool& refresh_due) const {
+    if (e.negative) {  // never rewritten, and holds no value
+      if (!fresh_now(entries_.times(e), refresh_due)) return false;
+      out.reset();
+      return true;
+    }
+    if constexpr (!kWithVersion) {
+      // The value alone is one atomic load: no sequence to check when it is
+      // all the caller needs.
+      if (!has_time_) {
+        out.emplace(detail::load_shared(e.value));
+        return true;
+      }
+    }
+    const Snapshot s = snapshot(shard, e);
+    if (!fresh_now(s.times, refresh_due)) return false;
+    if constexpr (kWithVersion) {
+      out.emplace(Versioned<V>{s.value, s.version});
+    } else {
+      out.emplace(s.value);
+    }
+    return true;
+  }
+
+  /// False if an entry with these times has expired; notes whether a
+  /// refresh is due.
+  bool fresh_now(const detail::EntryTimes& times, bool& refresh_due) const noexcept {
+    if (!has_time_) return true;
+    const std::int64_t now = clock_->now().count();
+    refresh_due = now >= times.refresh_at;
+    return now < times.expires_at;
+  }
+
+  /// A consistent copy of what an in-place write rewrites.
+  struct Snapshot {
+    V value;
+    std::uint64_t version;
+    detail::EntryTimes times;
+  };
+
+  Snapshot snapshot(const Shard& shard, const Entry& e) const noexcept {
+    const std::uint32_t before = shard.writes.begin_read(e.hash);
+    const Snapshot s{detail::load_shared(e.value), detail::load_shared(e.version),
+                     entries_.shared_times(e)};
+    if (shard.writes.unchanged(e.hash, before)) [[likely]]
+      return s;
+    return snapshot_after_write(shard, e);
+  }
+
+  RTCACHE_NOINLINE Snapshot snapshot_after_write(const Shard& shard,
+                                                 const Entry& e) const noexcept {
+    for (;;) {
+      shard.writes.wait_for_writer(e.hash);
+      const std::uint32_t before = shard.writes.begin_read(e.hash);
+      const Snapshot s{detail::load_shared(e.value), detail::load_shared(e.version),
+                       entries_.shared_times(e)};
+      if (shard.writes.unchanged(e.hash, before)) return s;
+    }
   }
 
   /// A hit, starting a refresh if one is due. True on a hit.
@@ -1455,9 +1537,31 @@ class ReadThroughCache {
       return;
     }
     const std::int64_t now = now_ns();
+    if constexpr (kInPlaceWrites) {
+      if (current != nullptr && !current->negative && entries_.weight(*current) == weight) {
+        update_in_place_locked(shard, *current, times_for(h, ttl, now), std::move(item), removals);
+        return;
+      }
+    }
     EntryOwner fresh(entries_,
                      make_entry(shard, times_for(h, ttl, now), weight, h, key, std::move(item)));
     link_locked(shard, current, fresh, removals, admission);
+  }
+
+  /// Rewrites a cached value in place, under the shard's write sequence: no
+  /// new entry, no change to the table or the policy's lists, nothing to
+  /// reclaim. The policy sees it as it would see the entry replaced.
+  void update_in_place_locked(Shard& shard, Entry& e, detail::EntryTimes times, Versioned<V>&& item,
+                              Removals& removals) noexcept {
+    drain_reads_locked(shard);
+    removals.note(e, RemovalCause::kReplaced);  // copies the old value first
+    shard.writes.begin_write(e.hash);
+    detail::store_shared(e.value, item.value);
+    detail::store_shared(e.version, item.version);
+    entries_.store_times(e, times);
+    shard.writes.end_write(e.hash);
+    e.refresh_started.store(false, std::memory_order_relaxed);
+    shard.policy.on_update(e);
   }
 
   /// Caches "not found" for `key` for the negative TTL.

@@ -1,9 +1,12 @@
 // Lock-free hits read values that writers replace and evict at the same time:
 // a reader must never see a torn or freed value, whatever V is. Values here
 // are strings long enough to live on the heap, and each one says which key
-// and version it belongs to, so a reader can check every value it gets.
+// and version it belongs to, so a reader can check every value it gets; and
+// small structs, which writes of a cached key rewrite in place, whose halves
+// must agree with each other and with the version read with them.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <random>
 #include <rtcache/rtcache.hpp>
@@ -79,7 +82,99 @@ void hammer() {
       [](const auto& policy, std::size_t resident) { return policy.check_invariants(resident); }));
 }
 
+/// Rewritten in place (8 bytes, trivially copyable): `check` is a function of
+/// the key and `version`, so a copy mixing two writes shows.
+struct Stamp {
+  std::uint32_t version;
+  std::uint32_t check;
+};
+
+std::uint32_t check_of(std::uint64_t key, std::uint32_t version) {
+  return static_cast<std::uint32_t>(((key + 1) * 0x9E3779B97F4A7C15ULL ^ version) >> 17);
+}
+
+Stamp stamp_for(std::uint64_t key, std::uint32_t version) {
+  return Stamp{version, check_of(key, version)};
+}
+
+template <class Policy>
+void hammer_in_place(rtcache::Options options) {
+  constexpr std::uint64_t kKeys = 64;
+  constexpr int kReaders = 2;
+  constexpr int kWriters = 2;
+  constexpr int kOperations = 20000;
+  std::atomic<std::uint32_t> next_version{1};
+  // The store's version of a written value is the one it carries.
+  auto cache = rtcache::make_cache<std::uint64_t, Stamp, Policy>(
+      std::move(options),
+      [](const std::uint64_t& key) {
+        return rtcache::Versioned<Stamp>{stamp_for(key, 0), 0};
+      },
+      [](const std::uint64_t&, const Stamp& v) {
+        return rtcache::Versioned<Stamp>{v, v.version};
+      });
+  std::atomic<int> bad{0};
+  std::atomic<int> hits{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int r = 0; r < kReaders; ++r) {
+    threads.emplace_back([&, r] {
+      std::mt19937_64 random(static_cast<std::uint64_t>(r));
+      for (int i = 0; i < kOperations; ++i) {
+        const std::uint64_t key = random() % kKeys;
+        if (i % 2 == 0) {
+          const auto v = cache.get_versioned(key);
+          if (v && (v->value.check != check_of(key, v->value.version) ||
+                    v->version != v->value.version)) {
+            bad.fetch_add(1);
+          }
+        } else if (const auto v = cache.get_if_present(key)) {
+          hits.fetch_add(1, std::memory_order_relaxed);
+          if (v->check != check_of(key, v->version)) bad.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (int w = 0; w < kWriters; ++w) {
+    threads.emplace_back([&, w] {
+      std::mt19937_64 random(static_cast<std::uint64_t>(99 + w));
+      while (!stop.load()) {
+        const std::uint64_t key = random() % kKeys;
+        if (random() % 16 == 0) {
+          cache.invalidate(key);
+        } else {
+          cache.put(key, stamp_for(key, next_version.fetch_add(1)));
+        }
+      }
+    });
+  }
+  for (int r = 0; r < kReaders; ++r) threads[static_cast<std::size_t>(r)].join();
+  stop = true;
+  for (std::size_t t = kReaders; t < threads.size(); ++t) threads[t].join();
+  CHECK(bad.load() == 0);
+  CHECK(hits.load() > 0);
+  CHECK(cache.size() <= 32);
+  CHECK(cache.check_shards(
+      [](const auto& policy, std::size_t resident) { return policy.check_invariants(resident); }));
+}
+
 }  // namespace
+
+TEST_CASE("values rewritten in place are never read torn (W-TinyLFU CLOCK)") {
+  static_assert(rtcache::detail::kAtomicallyCopyable<Stamp>);
+  SECTION("without times: get reads the value alone") {
+    hammer_in_place<rtcache::policy::WTinyLfuClock>(
+        rtcache::Options{.capacity = 32, .shards = 2, .seed = 3});
+  }
+  SECTION("with times, copied with the value") {
+    hammer_in_place<rtcache::policy::WTinyLfuClock>(rtcache::Options{
+        .capacity = 32, .shards = 2, .seed = 3, .expire_after_write = std::chrono::hours(1)});
+  }
+}
+
+TEST_CASE("values rewritten in place are never read torn (LRU, buffered accesses)") {
+  hammer_in_place<rtcache::policy::Lru>(rtcache::Options{.capacity = 32, .shards = 2, .seed = 3});
+}
 
 TEST_CASE("lock-free hits never see a torn or freed value (LRU, buffered accesses)") {
   hammer<rtcache::policy::Lru>();

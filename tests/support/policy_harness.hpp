@@ -59,6 +59,19 @@ class PolicyHarness {
     insert(key, value);
   }
 
+  /// A write that rewrites the resident entry in place (as the cache does
+  /// for values it can copy atomically), else inserts the key.
+  void update(int key, int value) {
+    if (auto it = entries_.find(key); it != entries_.end()) {
+      Entry& e = *it->second;
+      e.value = value;
+      ++e.version;
+      shard_.on_update(e);
+      return;
+    }
+    insert(key, value);
+  }
+
   /// A removal by the cache (erase or invalidate). Returns whether the key was resident.
   bool erase(int key) {
     auto it = entries_.find(key);

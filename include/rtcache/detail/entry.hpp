@@ -1,14 +1,18 @@
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <memory>
 #include <new>
+#include <thread>
+#include <type_traits>
 #include <utility>
 
 #include "../versioned.hpp"
+#include "cpu_relax.hpp"
 
 namespace rtcache::detail {
 
@@ -21,14 +25,101 @@ struct EntryTimes {
   std::int64_t refresh_at = kNever;
 };
 
+/// Sequence locks for values that writes rewrite in place (`Entry::kInPlace`),
+/// one per stripe of a shard's keys: they let a reader without the shard lock
+/// copy an entry's value together with its version and times (Lameter,
+/// "Effective synchronization on Linux/NUMA systems", 2005; Boehm, "Can
+/// seqlocks get along with programming language memory models?", 2012).
+///
+/// The writer, under the shard lock, makes its stripe's count odd, stores the
+/// data with release stores, and makes the count even again. A reader takes
+/// the count with an acquire load, loads the data with acquire loads (so that
+/// its second look at the count cannot move before them), and keeps the copy
+/// only if the count was even and has not moved. Every access is atomic, so a
+/// torn copy is thrown away, never undefined behaviour. A value alone needs
+/// none of this: it is one atomic load.
+///
+/// Striped rather than in each entry, which has no room for a count: a write
+/// makes readers of the other keys of its stripe retry only if they were
+/// copying at that very moment.
+class WriteSequence {
+ public:
+  /// The count before a lock-free copy of an entry with hash `h`.
+  [[nodiscard]] std::uint32_t begin_read(std::uint32_t h) const noexcept {
+    return stripe(h).load(std::memory_order_acquire);
+  }
+  /// After the copy's acquire loads: true if the copy is consistent.
+  [[nodiscard]] bool unchanged(std::uint32_t h, std::uint32_t before) const noexcept {
+    return (before & 1) == 0 && stripe(h).load(std::memory_order_relaxed) == before;
+  }
+  /// Before a retried copy: waits until no write of the stripe is in progress
+  /// (a few stores under the shard lock; a long wait means the writer was
+  /// preempted).
+  void wait_for_writer(std::uint32_t h) const noexcept {
+    for (int spins = 0; (stripe(h).load(std::memory_order_relaxed) & 1) != 0; ++spins) {
+      if (spins < kSpinsBeforeYield) {
+        cpu_relax();
+      } else {
+        std::this_thread::yield();
+      }
+    }
+  }
+
+  /// Brackets an in-place write, under the shard lock.
+  void begin_write(std::uint32_t h) noexcept {
+    auto& s = stripe(h);
+    s.store(s.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+  void end_write(std::uint32_t h) noexcept {
+    auto& s = stripe(h);
+    s.store(s.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  }
+
+ private:
+  static constexpr std::size_t kStripes = 16;  // one cache line
+  static constexpr int kSpinsBeforeYield = 64;
+
+  std::atomic<std::uint32_t>& stripe(std::uint32_t h) noexcept { return counts_[h % kStripes]; }
+  const std::atomic<std::uint32_t>& stripe(std::uint32_t h) const noexcept {
+    return counts_[h % kStripes];
+  }
+
+  alignas(64) std::array<std::atomic<std::uint32_t>, kStripes> counts_{};
+};
+
+/// True if values of type `T` can be copied by a single lock-free atomic
+/// access, and so rewritten in place under an entry's sequence lock.
+template <class T>
+inline constexpr bool kAtomicallyCopyable = [] {
+  if constexpr (std::is_trivially_copyable_v<T> && !std::is_const_v<T> && !std::is_volatile_v<T>) {
+    return std::atomic_ref<T>::is_always_lock_free;
+  } else {
+    return false;
+  }
+}();
+
+/// The alignment an atomic access to a `T` member needs.
+template <class T>
+inline constexpr std::size_t kAtomicAlignment = [] {
+  if constexpr (kAtomicallyCopyable<T>) {
+    return std::atomic_ref<T>::required_alignment;
+  } else {
+    return alignof(T);
+  }
+}();
+
 /// One cached key and value (or, for a negative entry, the fact that the
 /// store has no such key). The policy's per-entry state is the `Hook` base,
 /// so no policy keeps a second map; the table's chain link is `chain_next`.
 ///
-/// Everything but the three atomics is fixed once the entry is published: a
-/// new value for the key is a new entry that replaces this one in the table.
-/// That is what lets a reader copy the value without a lock once the entry's
-/// memory is protected from reuse (see epoch.hpp).
+/// The key, hash and flag `negative` are fixed once the entry is published.
+/// So are the value, version and times, except in entries whose value is
+/// atomically copyable (`kInPlace`: integers, pointers, small structs): a
+/// write of a cached key then rewrites them in place, and readers copy them
+/// through the shard's `WriteSequence`. Otherwise a new value is a new entry
+/// that replaces this one in the table. Either way a reader copies the value
+/// without a lock once the entry's memory is protected from reuse (see
+/// epoch.hpp).
 ///
 /// Kept small: the flags and the hash's low half come first, so that they
 /// fill the hook's tail padding; the expiry times and the weight are not
@@ -36,6 +127,8 @@ struct EntryTimes {
 /// (`EntryLayout`).
 template <class K, class V, class Hook>
 struct Entry : Hook {
+  static constexpr bool kInPlace = kAtomicallyCopyable<V>;
+
   /// A positive entry.
   Entry(std::uint64_t h, const K& k, Versioned<V>&& v)
       : negative(false), hash(static_cast<std::uint32_t>(h)), version(v.version), key(k) {
@@ -60,12 +153,26 @@ struct Entry : Hook {
   /// the chain walk, and feed the policy's sketches.
   const std::uint32_t hash;
   std::atomic<Entry*> chain_next{nullptr};
-  const std::uint64_t version;
+  /// Changed after publication only by an in-place write.
+  std::uint64_t version;
   const K key;
   union {
-    V value;  // constructed unless `negative`
+    alignas(kAtomicAlignment<V>) V value;  // constructed unless `negative`
   };
 };
+
+/// A load of `field` that a concurrent in-place write may overlap: part of a
+/// sequence-locked copy (acquire, see `EntryState`).
+template <class T>
+[[nodiscard]] T load_shared(const T& field) noexcept {
+  return std::atomic_ref<T>(const_cast<T&>(field)).load(std::memory_order_acquire);
+}
+
+/// A store into a published entry, between `begin_write` and `end_write`.
+template <class T>
+void store_shared(T& field, T value) noexcept {
+  std::atomic_ref<T>(field).store(value, std::memory_order_release);
+}
 
 /// How one cache lays its entries out, and creates and destroys them: in
 /// front of each entry an `EntryTimes` when the cache keeps time, and its
@@ -115,6 +222,21 @@ class EntryLayout {
   [[nodiscard]] EntryTimes times(const Entry& e) const noexcept {
     if (times_ == 0) return EntryTimes{};
     return *times_address(const_cast<Entry*>(&e));
+  }
+
+  /// The same, as part of a sequence-locked copy (see `EntryState`).
+  [[nodiscard]] EntryTimes shared_times(const Entry& e) const noexcept {
+    if (times_ == 0) return EntryTimes{};
+    const EntryTimes* t = times_address(const_cast<Entry*>(&e));
+    return EntryTimes{load_shared(t->expires_at), load_shared(t->refresh_at)};
+  }
+
+  /// Rewrites a published entry's times, within an in-place write.
+  void store_times(Entry& e, EntryTimes t) const noexcept {
+    if (times_ == 0) return;
+    EntryTimes* to = times_address(&e);
+    store_shared(to->expires_at, t.expires_at);
+    store_shared(to->refresh_at, t.refresh_at);
   }
 
   /// The entry's weight: 1 without a weigher.

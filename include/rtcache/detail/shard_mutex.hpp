@@ -4,19 +4,9 @@
 #include <chrono>
 #include <thread>
 
-namespace rtcache::detail {
+#include "cpu_relax.hpp"
 
-/// Tells the CPU that the thread is spinning (frees its core's resources for
-/// the sibling hyperthread, and avoids a memory-order mis-speculation).
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#else
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-#endif
-}
+namespace rtcache::detail {
 
 /// The shard lock. Its critical sections are short (tens to hundreds of
 /// nanoseconds, never user code), so it is a test-and-test-and-set lock

@@ -62,6 +62,8 @@ struct Clock {
       if (newest_ == &old) newest_ = &fresh;
     }
 
+    void on_update(Entry& e) noexcept { e.referenced.store(1, std::memory_order_relaxed); }
+
     void on_remove(Entry& e) noexcept {
       queue_.erase(e);
       if (newest_ == &e) newest_ = nullptr;

@@ -31,6 +31,7 @@ struct Fifo {
     void on_access(Entry& /*e*/) noexcept {}
     /// The new value keeps the old one's place in the queue.
     void on_replace(Entry& old, Entry& fresh) noexcept { queue_.replace(old, fresh); }
+    void on_update(Entry&) noexcept {}  // a rewrite keeps its place
     void on_remove(Entry& e) noexcept { queue_.erase(e); }
 
     Entry* evict() noexcept {

@@ -28,6 +28,8 @@ struct Lru {
       order_.replace(old, fresh);
       order_.move_to_back(fresh);
     }
+    /// `e`'s value was rewritten in place: as `on_replace(e, e)` would be.
+    void on_update(Entry& e) noexcept { order_.move_to_back(e); }
     void on_remove(Entry& e) noexcept { order_.erase(e); }
 
     Entry* evict() noexcept {

@@ -68,10 +68,17 @@ struct S3Fifo {
 
     void on_access(Entry& e) noexcept {
       const std::uint8_t f = e.frequency.load(std::memory_order_relaxed);
-      if (f < kMaxFrequency) e.frequency.store(f + 1, std::memory_order_relaxed);
+      if (f < kMaxFrequency)
+        e.frequency.store(static_cast<std::uint8_t>(f + 1), std::memory_order_relaxed);
     }
 
     /// The new value takes the old one's place and counts as a hit.
+    void on_update(Entry& e) noexcept {
+      const std::uint8_t f = e.frequency.load(std::memory_order_relaxed);
+      if (f < kMaxFrequency)
+        e.frequency.store(static_cast<std::uint8_t>(f + 1), std::memory_order_relaxed);
+    }
+
     void on_replace(Entry& old, Entry& fresh) noexcept {
       const std::uint8_t f = old.frequency.load(std::memory_order_relaxed);
       fresh.frequency.store(f < kMaxFrequency ? f + 1 : f, std::memory_order_relaxed);

@@ -64,6 +64,8 @@ struct Sieve {
       if (newest_ == &old) newest_ = &fresh;
     }
 
+    void on_update(Entry& e) noexcept { e.visited.store(1, std::memory_order_relaxed); }
+
     void on_remove(Entry& e) noexcept {
       if (hand_ == &e) hand_ = after(e);
       if (newest_ == &e) newest_ = nullptr;

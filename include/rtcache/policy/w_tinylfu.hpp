@@ -206,6 +206,16 @@ struct BasicWTinyLfu {
       }
     }
 
+    /// `e`'s value was rewritten in place: as `on_replace(e, e)` would be.
+    void on_update(Entry& e) noexcept {
+      set_stamp(e, clock());
+      if constexpr (kClock) {
+        e.referenced.store(1, std::memory_order_relaxed);
+      } else {
+        touch(e);
+      }
+    }
+
     void on_remove(Entry& e) noexcept {
       list_of(e).erase(e);
       if (e.region == kWindow) --window_size_;
