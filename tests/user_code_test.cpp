@@ -9,6 +9,7 @@
 #include <rtcache/rtcache.hpp>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "support/catch.hpp"
 #include "support/fake_store.hpp"
@@ -182,5 +183,88 @@ TEST_CASE("a write queued behind a slow write of its key waits for it, and block
   second.join();
   CHECK(cache.get_if_present(1) == std::optional<std::string>("second"));
   CHECK(store.peek(1)->value == "second");
+  CHECK(cache.pending_count() == 0);
+}
+
+namespace {
+/// Two keys whose writes share a slot of the write gate's fast path
+/// (detail::WriteSlots) but not its tag, in a cache of one shard with `seed`:
+/// the cache hashes an int with std::hash (the identity), then mix64 with the
+/// seed.
+std::pair<int, int> keys_sharing_a_write_slot(std::uint64_t seed) {
+  using rtcache::detail::WriteSlots;
+  const auto hash = [seed](int k) {
+    return rtcache::detail::mix64(static_cast<std::uint64_t>(std::hash<int>{}(k)) ^ seed);
+  };
+  for (int a = 0;; ++a) {
+    for (int b = a + 1; b < a + 256; ++b) {
+      if (WriteSlots::index(hash(a)) == WriteSlots::index(hash(b)) &&
+          WriteSlots::tag(hash(a)) != WriteSlots::tag(hash(b))) {
+        return {a, b};
+      }
+    }
+  }
+}
+}  // namespace
+
+TEST_CASE("a writer may write another key of its write slot; its own key is still refused") {
+  const auto [a, b] = keys_sharing_a_write_slot(1);
+  FakeStore<> store;
+  struct ReentrantWriter {
+    FakeStore<>* store;
+    std::function<void(const int&)>* during_write;
+    void write(const int& key, const std::string& value) {
+      (*during_write)(key);
+      store->write(key, value);
+    }
+  };
+  std::function<void(const int&)> during_write;
+  rtcache::ReadThroughCache<int, std::string, StoreLoader<>, ReentrantWriter> cache(
+      rtcache::Options{.capacity = 8, .shards = 1, .seed = 1}, StoreLoader<>{&store},
+      ReentrantWriter{&store, &during_write});
+  during_write = [&, b = b](const int& key) {
+    if (key != b) cache.put(b, "inner");
+  };
+  cache.put(a, "outer");  // b's write finds the slot held by a's, on this thread
+  CHECK(cache.get(a) == std::optional<std::string>("outer"));
+  CHECK(cache.get(b) == std::optional<std::string>("inner"));
+  // a inside b inside a: a's own write is refused, not deadlocked.
+  during_write = [&, a = a, b = b](const int& key) {
+    if (key == a) cache.put(b, "b");
+    if (key == b) cache.put(a, "a again");
+  };
+  CHECK_THROWS_AS(cache.put(a, "a"), rtcache::RecursiveCallError);
+  CHECK(cache.pending_count() == 0);
+  during_write = [](const int&) {};
+  cache.put(a, "after");  // the gates were all given back
+  cache.put(b, "after");
+  CHECK(cache.get(a) == std::optional<std::string>("after"));
+}
+
+TEST_CASE("a write does not wait for a slow write of another key of its write slot") {
+  const auto [a, b] = keys_sharing_a_write_slot(1);
+  FakeStore<> store;
+  std::latch entered(1);
+  std::latch release(1);
+  GatedCache cache(rtcache::Options{.capacity = 8, .shards = 1, .seed = 1}, StoreLoader<>{&store},
+                   GatedWriter{&store, &entered, &release, "slow"});
+  std::thread slow([&, a = a] { cache.put(a, "slow"); });
+  entered.wait();
+  std::atomic<bool> quick_done{false};
+  std::thread quick([&, b = b] {
+    cache.put(b, "quick");
+    quick_done.store(true);
+  });
+  // If the quick write waited for the slow one, it would never finish before
+  // the release: give up after a long while rather than hang.
+  for (int i = 0; i < 3000 && !quick_done.load(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK(quick_done.load());
+  release.count_down();
+  slow.join();
+  quick.join();
+  CHECK(cache.get_if_present(a) == std::optional<std::string>("slow"));
+  CHECK(cache.get_if_present(b) == std::optional<std::string>("quick"));
   CHECK(cache.pending_count() == 0);
 }

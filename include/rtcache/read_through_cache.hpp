@@ -40,6 +40,7 @@
 #include "detail/shard_mutex.hpp"
 #include "detail/striped_counters.hpp"
 #include "detail/thread_pool.hpp"
+#include "detail/write_slots.hpp"
 #include "errors.hpp"
 #include "hooks.hpp"
 #include "options.hpp"
@@ -317,12 +318,12 @@ class ReadThroughCache {
                   "rtcache: put() needs a Writer; this cache was declared read-only (NoWriter)");
     const std::uint64_t h = hash_of(key);
     Shard& shard = shard_for(h);
-    WriteGate gate(shard, h, key);
+    WriteGate gate(*this, shard, h, key);
     Versioned<V> stored = call_writer(key, std::move(value));
     const std::uint32_t weight = weigh(key, stored.value);
     Removals removals(*this);
     std::lock_guard lock(shard.mutex);
-    install_write_locked(shard, gate.state(), h, key, std::move(stored), weight, removals);
+    install_write_locked(shard, gate, h, key, std::move(stored), weight, removals);
     gate.release_locked();
   }
 
@@ -393,9 +394,16 @@ class ReadThroughCache {
     Shard& shard = shard_for(h);
     Removals removals(*this);
     std::lock_guard lock(shard.mutex);
+    // A write of the key in progress here must not install an older version.
     if (State* state = supersede_pending_locked(shard, h, key)) {
-      // A write of the key in progress here must not install an older version.
       state->version_floor = std::max(state->version_floor, version);
+    }
+    detail::WriteSlots& slots = shard.write_slots;
+    const std::size_t slot = detail::WriteSlots::index(h);
+    if (slots.held[slot].tag.load(std::memory_order_seq_cst) == detail::WriteSlots::tag(h)) {
+      // (Or a write of another key with the same tag, which then drops its
+      // value from the cache: safe, if wasteful.)
+      slots.floors[slot] = std::max(slots.floors[slot], version);
     }
     Entry* e = find_locked(shard, h, key);
     if (e != nullptr && (e->version == kUnknownVersion || e->version < version)) {
@@ -653,6 +661,7 @@ class ReadThroughCache {
     std::size_t reclaim_at = 0;             // retired.size() that triggers an attempt
     std::size_t inserts_since_reclaim = 0;  // while the table has old bucket arrays
     detail::WriteSequence writes;           // in-place writes (Entry::kInPlace), by stripe
+    detail::WriteSlots write_slots;         // the write gate's fast path
   };
 
   /// Removals to tell the listener about once the lock is released: declare
@@ -690,70 +699,205 @@ class ReadThroughCache {
   };
 
   /// Admits one write of a key at a time: the constructor waits until no
-  /// other write of the key is in progress, the destructor lets the next in.
+  /// other write of the key is in progress; `release_locked` (or else the
+  /// destructor) lets the next in.
   ///
-  /// A write that finds the key taken first spins for a while without the
-  /// lock, polling `State::writing`: the write ahead of it usually finishes
-  /// in well under a microsecond, far sooner than a sleep on the condition
-  /// and its wake-up would. Writers can be slow (a store round trip), so the
-  /// spin is bounded, after which it sleeps on the shard's condition.
+  /// Fast path: the key's slot in the shard's `detail::WriteSlots`, claimed
+  /// with one compare-and-swap and no lock, so that a put takes the shard
+  /// lock once, to install. Registry path, which tells keys apart exactly:
+  /// the key's state in `pending`, under the lock; taken when the slot holds
+  /// another key, while another write in the shard is on it, and for a write
+  /// made from inside the writer of another key of the same slot.
+  ///
+  /// A write that finds its key taken spins for a while without the lock
+  /// (the write ahead of it usually finishes in well under a microsecond,
+  /// far sooner than a sleep and its wake-up), then sleeps on the shard's
+  /// condition: writers can be slow (a store round trip).
   class WriteGate {
    public:
-    WriteGate(Shard& shard, std::uint64_t h, const K& key) : shard_(shard), hash_(h) {
-      std::unique_lock lock(shard.mutex);
-      state_ = &shard.pending.get(h, key);
-      const auto me = std::this_thread::get_id();
-      if (state_->writer == me) {
-        throw RecursiveCallError(
-            "rtcache: the writer of a key wrote or erased that same key through the cache; "
-            "that would deadlock");
-      }
-      if (state_->writer != std::thread::id{}) {
-        ++state_->waiting_writers;  // keeps the state, polled below, registered
-        int spins = kSpinRounds;
-        while (state_->writer != std::thread::id{}) {
-          if (spins > 0) {
-            lock.unlock();
-            spins = spin(*state_, spins);
-            lock.lock();
-          } else {
-            ++state_->sleeping_writers;
-            shard.write_done.wait(lock);
-            --state_->sleeping_writers;
-          }
-        }
-        --state_->waiting_writers;
-      }
-      state_->writer = me;
-      state_->writing.store(true, std::memory_order_relaxed);
+    WriteGate(const ReadThroughCache& cache, Shard& shard, std::uint64_t h, const K& key)
+        : cache_(cache),
+          shard_(shard),
+          key_(key),
+          hash_(h),
+          slot_(detail::WriteSlots::index(h)),
+          tag_(detail::WriteSlots::tag(h)),
+          outer_(t_innermost_) {
+      int spins = kSpinRounds;
+      if (!try_fast(spins)) enter_registry(spins);
+      t_innermost_ = this;
     }
 
     WriteGate(const WriteGate&) = delete;
     WriteGate& operator=(const WriteGate&) = delete;
 
     ~WriteGate() {
-      if (state_ != nullptr) {
+      t_innermost_ = outer_;  // gates live on the stack: they end in reverse order
+      if (held_) {
         std::lock_guard lock(shard_.mutex);
         release_locked();
       }
       if (wake_) shard_.write_done.notify_all();
     }
 
+    /// Marks a load of the key in progress as superseded.
+    void supersede_loads_locked() noexcept {
+      if (fast_) {
+        supersede_pending_locked(shard_, hash_, key_);
+      } else {
+        supersede_load_locked(*state_);
+      }
+    }
+
+    /// The newest version another instance announced for the key while this
+    /// write was in progress (0: none): the write must not install an older
+    /// one.
+    [[nodiscard]] std::uint64_t version_floor_locked() const noexcept {
+      if (!fast_) return state_->version_floor;
+      std::uint64_t floor = slots().floors[slot_];
+      if (const State* state = shard_.pending.find(hash_, key_)) {
+        floor = std::max(floor, state->version_floor);
+      }
+      return floor;
+    }
+
     /// Lets the next write of the key in, from within the caller's own
     /// critical section (saving a lock round trip); the destructor then only
     /// wakes the writers asleep.
     void release_locked() noexcept {
-      state_->writer = std::thread::id{};
-      state_->writing.store(false, std::memory_order_relaxed);
-      wake_ = state_->sleeping_writers > 0;
-      if (state_->idle()) shard_.pending.erase(hash_, *state_);
-      state_ = nullptr;
+      if (fast_) {
+        // Under the shard lock, as the sleepers count themselves and look at
+        // the slot: no fence needed to see them.
+        if (slots().floors[slot_] != 0) slots().floors[slot_] = 0;
+        slots().held[slot_].tag.store(0, std::memory_order_release);
+        wake_ = slots().sleepers[slot_].load(std::memory_order_relaxed) != 0;
+      } else {
+        state_->writer = std::thread::id{};
+        state_->writing.store(false, std::memory_order_relaxed);
+        wake_ = state_->sleeping_writers > 0;
+        if (state_->idle()) shard_.pending.erase(hash_, *state_);
+        state_ = nullptr;
+        slots().diverted.fetch_sub(1, std::memory_order_seq_cst);
+      }
+      held_ = false;
     }
-
-    State& state() const noexcept { return *state_; }
 
    private:
     static constexpr int kSpinRounds = 256;
+
+    detail::WriteSlots& slots() const noexcept { return shard_.write_slots; }
+
+    /// Claims the key's slot, waiting while another write of the key holds
+    /// it. False if the write must take the registry path instead.
+    bool try_fast(int& spins) {
+      std::atomic<std::uint64_t>& held = slots().held[slot_].tag;
+      for (;;) {
+        std::uint64_t seen = 0;
+        if (held.compare_exchange_strong(seen, tag_, std::memory_order_seq_cst)) {
+          if (slots().diverted.load(std::memory_order_seq_cst) == 0) {
+            fast_ = true;
+            held_ = true;
+            return true;
+          }
+          give_back();  // a write on the registry path may be waiting for it
+          return false;
+        }
+        if (seen != tag_) return false;  // another key holds the slot
+        if (held_here() != nullptr) return false;
+        wait_while_held(spins);
+      }
+    }
+
+    /// The registry path: as the fast one, but the key's state in `pending`
+    /// tells it apart from the other keys of its slot.
+    void enter_registry(int& spins) {
+      slots().diverted.fetch_add(1, std::memory_order_seq_cst);
+      try {
+        // A write of the key that claimed its slot before this one counted
+        // itself in `diverted` may still be in progress: wait for it (unless
+        // the slot is this thread's own, held for another key). Later ones
+        // see `diverted` and come this way.
+        if (held_here() == nullptr) {
+          while (slots().held[slot_].tag.load(std::memory_order_seq_cst) == tag_) {
+            wait_while_held(spins);
+          }
+        }
+        std::unique_lock lock(shard_.mutex);
+        state_ = &shard_.pending.get(hash_, key_);
+        const auto me = std::this_thread::get_id();
+        if (state_->writer == me) throw recursive_write();
+        if (state_->writer != std::thread::id{}) {
+          ++state_->waiting_writers;  // keeps the state, polled below, registered
+          while (state_->writer != std::thread::id{}) {
+            if (spins > 0) {
+              lock.unlock();
+              spins = spin(*state_, spins);
+              lock.lock();
+            } else {
+              ++state_->sleeping_writers;
+              shard_.write_done.wait(lock);
+              --state_->sleeping_writers;
+            }
+          }
+          --state_->waiting_writers;
+        }
+        state_->writer = me;
+        state_->writing.store(true, std::memory_order_relaxed);
+      } catch (...) {
+        slots().diverted.fetch_sub(1, std::memory_order_seq_cst);
+        throw;
+      }
+      held_ = true;
+    }
+
+    /// The gate of this thread that holds this gate's slot with the same tag,
+    /// if any: this write is made from inside that write's writer. Throws
+    /// `RecursiveCallError` if it is a write of the same key.
+    const WriteGate* held_here() const {
+      for (const WriteGate* g = outer_; g != nullptr; g = g->outer_) {
+        if (!g->fast_ || &g->shard_ != &shard_ || g->tag_ != tag_) continue;
+        if (cache_.key_equal_(g->key_, key_)) throw recursive_write();
+        return g;
+      }
+      return nullptr;
+    }
+
+    static RecursiveCallError recursive_write() {
+      return RecursiveCallError(
+          "rtcache: the writer of a key wrote or erased that same key through the cache; "
+          "that would deadlock");
+    }
+
+    /// Returns a slot claimed by mistake, waking whoever waits for it.
+    void give_back() noexcept {
+      bool wake = false;
+      {
+        std::lock_guard lock(shard_.mutex);
+        slots().held[slot_].tag.store(0, std::memory_order_release);
+        wake = slots().sleepers[slot_].load(std::memory_order_relaxed) != 0;
+      }
+      if (wake) shard_.write_done.notify_all();
+    }
+
+    /// Returns once the slot may have stopped holding this key's tag:
+    /// spinning while `spins` lasts, then asleep on the shard's condition.
+    void wait_while_held(int& spins) const {
+      std::atomic<std::uint64_t>& held = slots().held[slot_].tag;
+      for (; spins > 0; --spins) {
+        if (held.load(std::memory_order_relaxed) != tag_) return;
+        if (spins % 32 == 1) {
+          std::this_thread::yield();
+        } else {
+          detail::cpu_relax();
+        }
+      }
+      // Under the shard lock, under which the slot's holder frees it and
+      // looks for sleepers.
+      std::unique_lock lock(shard_.mutex);
+      slots().sleepers[slot_].fetch_add(1, std::memory_order_relaxed);
+      while (held.load(std::memory_order_acquire) == tag_) shard_.write_done.wait(lock);
+      slots().sleepers[slot_].fetch_sub(1, std::memory_order_relaxed);
+    }
 
     /// Waits (without the lock) for `state.writing` to clear or for the spin
     /// budget to run out; returns the rounds left. Each round is a CPU pause,
@@ -771,10 +915,20 @@ class ReadThroughCache {
       return 0;
     }
 
+    const ReadThroughCache& cache_;
     Shard& shard_;
+    const K& key_;
     std::uint64_t hash_;
-    State* state_ = nullptr;
+    std::size_t slot_;
+    std::uint64_t tag_;
+    const WriteGate* outer_;  // the gate this thread held when this one was made
+    State* state_ = nullptr;  // the registry path's
+    bool fast_ = false;
+    bool held_ = false;
     bool wake_ = false;
+
+    /// This thread's innermost gate (a write made from inside a writer).
+    static inline thread_local const WriteGate* t_innermost_ = nullptr;
   };
 
   /// Holds one of the `max_concurrent_loads` slots for a loader call, unless
@@ -1441,7 +1595,7 @@ class ReadThroughCache {
   PutResult put_if_version_impl(const K& key, V value, std::uint64_t expected) {
     const std::uint64_t h = hash_of(key);
     Shard& shard = shard_for(h);
-    WriteGate gate(shard, h, key);
+    WriteGate gate(*this, shard, h, key);
     std::optional<Versioned<V>> stored;
     try {
       auto outcome = writer_.write_if_version(key, std::as_const(value), expected);
@@ -1461,7 +1615,7 @@ class ReadThroughCache {
     std::lock_guard lock(shard.mutex);
     if (!stored) {
       counters_.add(detail::Counter::kVersionConflicts);
-      supersede_load_locked(gate.state());
+      gate.supersede_loads_locked();
       if (Entry* e = find_locked(shard, h, key)) {
         remove_locked(shard, e, RemovalCause::kInvalidated, removals);
       }
@@ -1470,7 +1624,7 @@ class ReadThroughCache {
     }
     counters_.add(detail::Counter::kWrites);
     const std::uint64_t version = stored->version;
-    install_write_locked(shard, gate.state(), h, key, std::move(*stored), weight, removals);
+    install_write_locked(shard, gate, h, key, std::move(*stored), weight, removals);
     gate.release_locked();
     return PutResult{true, version};
   }
@@ -1478,7 +1632,7 @@ class ReadThroughCache {
   void erase_impl(const K& key) {
     const std::uint64_t h = hash_of(key);
     Shard& shard = shard_for(h);
-    WriteGate gate(shard, h, key);
+    WriteGate gate(*this, shard, h, key);
     try {
       writer_.erase(key);
     } catch (...) {
@@ -1488,7 +1642,7 @@ class ReadThroughCache {
     counters_.add(detail::Counter::kWrites);
     Removals removals(*this);
     std::lock_guard lock(shard.mutex);
-    supersede_load_locked(gate.state());
+    gate.supersede_loads_locked();
     if (Entry* e = find_locked(shard, h, key)) {
       remove_locked(shard, e, RemovalCause::kErased, removals);
     }
@@ -1496,11 +1650,11 @@ class ReadThroughCache {
   }
 
   /// Caches the outcome of a successful write of `key` (state: its gate).
-  void install_write_locked(Shard& shard, State& state, std::uint64_t h, const K& key,
+  void install_write_locked(Shard& shard, WriteGate& gate, std::uint64_t h, const K& key,
                             Versioned<V>&& stored, std::uint32_t weight, Removals& removals) {
-    supersede_load_locked(state);
+    gate.supersede_loads_locked();
     Entry* current = find_locked(shard, h, key);
-    if (is_older(stored.version, state.version_floor) ||
+    if (is_older(stored.version, gate.version_floor_locked()) ||
         (current != nullptr && !current->negative && is_older(stored.version, current->version))) {
       // The store reported an older version than one we hold or were told
       // of: trust neither and let the next get load the current row.

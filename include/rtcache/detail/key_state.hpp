@@ -65,10 +65,11 @@ class LoadFlight {
   std::exception_ptr error_;
 };
 
-/// What is in progress for one key: at most one load, and writes queued one
-/// at a time. It exists only while something is in progress (the shard erases
-/// it when `idle()`), so the registry never outgrows the work under way.
-/// Every field is read and written under the shard lock, except `writing`.
+/// What is in progress for one key: at most one load, and the writes that
+/// take the write gate's registry path (see `WriteSlots`), one at a time. It
+/// exists only while something is in progress (the shard erases it when
+/// `idle()`), so the registry never outgrows the work under way. Every field
+/// is read and written under the shard lock, except `writing`.
 template <class V>
 struct KeyState {
   std::shared_ptr<LoadFlight<V>> load;  ///< the load in progress, if any
