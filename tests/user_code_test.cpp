@@ -38,6 +38,18 @@ struct GatedWriter {
   }
 };
 using GatedCache = rtcache::ReadThroughCache<int, std::string, StoreLoader<>, GatedWriter>;
+
+/// A writer that calls `during_write(key)` (which may use the cache) before
+/// it writes to the store.
+struct ReentrantWriter {
+  FakeStore<>* store;
+  std::function<void(const int&)>* during_write;
+  void write(const int& key, const std::string& value) {
+    (*during_write)(key);
+    store->write(key, value);
+  }
+  void erase(const int& key) { store->erase(key); }
+};
 }  // namespace
 
 TEST_CASE(
@@ -117,15 +129,6 @@ TEST_CASE("a loader that asks for its own key gets RecursiveCallError instead of
 
 TEST_CASE("a writer that writes its own key through the cache gets RecursiveCallError") {
   FakeStore<> store;
-  struct ReentrantWriter {
-    FakeStore<>* store;
-    std::function<void(const int&)>* during_write;
-    void write(const int& key, const std::string& value) {
-      (*during_write)(key);
-      store->write(key, value);
-    }
-    void erase(const int& key) { store->erase(key); }
-  };
   std::function<void(const int&)> during_write;
   rtcache::ReadThroughCache<int, std::string, StoreLoader<>, ReentrantWriter> cache(
       rtcache::Options{.capacity = 8, .seed = 1}, StoreLoader<>{&store},
@@ -210,14 +213,6 @@ std::pair<int, int> keys_sharing_a_write_slot(std::uint64_t seed) {
 TEST_CASE("a writer may write another key of its write slot; its own key is still refused") {
   const auto [a, b] = keys_sharing_a_write_slot(1);
   FakeStore<> store;
-  struct ReentrantWriter {
-    FakeStore<>* store;
-    std::function<void(const int&)>* during_write;
-    void write(const int& key, const std::string& value) {
-      (*during_write)(key);
-      store->write(key, value);
-    }
-  };
   std::function<void(const int&)> during_write;
   rtcache::ReadThroughCache<int, std::string, StoreLoader<>, ReentrantWriter> cache(
       rtcache::Options{.capacity = 8, .shards = 1, .seed = 1}, StoreLoader<>{&store},

@@ -21,7 +21,22 @@ using rtcache::test::StoreWriter;
 
 namespace {
 using Cache = rtcache::ReadThroughCache<int, std::string, StoreLoader<>, StoreWriter<>>;
+
+/// Runs `body(t)` on `threads` threads that start together; returns when
+/// all have finished.
+template <class Body>
+void run_together(int threads, Body body) {
+  std::latch start(threads);
+  std::vector<std::thread> running;
+  for (int t = 0; t < threads; ++t) {
+    running.emplace_back([&, t] {
+      start.arrive_and_wait();
+      body(t);
+    });
+  }
+  for (auto& r : running) r.join();
 }
+}  // namespace
 
 TEST_CASE("put writes to the store once, then the next get is a hit with the new value") {
   FakeStore<> store;
@@ -90,19 +105,13 @@ TEST_CASE("concurrent writes of one key leave the value of the writer call that 
               StoreWriter<>{&store});
   constexpr int kThreads = 8;
   constexpr int kWrites = 200;
-  std::latch start(kThreads);
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      start.arrive_and_wait();
-      for (int i = 0; i < kWrites; ++i) {
-        cache.put(1, std::to_string(t) + ":" + std::to_string(i));
-        if (i % 7 == 0) cache.invalidate(1);
-        if (i % 5 == 0) (void)cache.get(1);
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
+  run_together(kThreads, [&](int t) {
+    for (int i = 0; i < kWrites; ++i) {
+      cache.put(1, std::to_string(t) + ":" + std::to_string(i));
+      if (i % 7 == 0) cache.invalidate(1);
+      if (i % 5 == 0) (void)cache.get(1);
+    }
+  });
   // The store's row is the last completed write; the cache agrees with it.
   const auto row = store.peek(1);
   REQUIRE(row);
@@ -149,19 +158,13 @@ TEST_CASE(
   };
   constexpr int kThreads = 4;
   constexpr int kWrites = 2000;
-  std::latch start(kThreads);
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      start.arrive_and_wait();
-      for (int i = 0; i < kWrites; ++i) {
-        const int key = (i * 7 + t) % kKeys;
-        cache.put(key, (t * kWrites + i) * 2);
-        if (i % 13 == 0) (void)cache.get((key + 5) % kKeys);
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
+  run_together(kThreads, [&](int t) {
+    for (int i = 0; i < kWrites; ++i) {
+      const int key = (i * 7 + t) % kKeys;
+      cache.put(key, (t * kWrites + i) * 2);
+      if (i % 13 == 0) (void)cache.get((key + 5) % kKeys);
+    }
+  });
   CHECK(overlaps.load() == 0);
   CHECK(cache.pending_count() == 0);
   int cached = 0;

@@ -33,6 +33,31 @@ bool well_formed(std::uint64_t key, const std::string& v) {
   return v == value_for(key, version);
 }
 
+/// Runs `read(random, i)` for i < `operations` on each of `readers` threads
+/// while each of `writers` threads runs `write(random)` in a loop; returns
+/// once the readers are done and the writers have stopped.
+template <class Read, class Write>
+void readers_against_writers(int readers, int operations, int writers, Read read, Write write) {
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> reading;
+  std::vector<std::thread> writing;
+  for (int r = 0; r < readers; ++r) {
+    reading.emplace_back([&, r] {
+      std::mt19937_64 random(static_cast<std::uint64_t>(r));
+      for (int i = 0; i < operations; ++i) read(random, i);
+    });
+  }
+  for (int w = 0; w < writers; ++w) {
+    writing.emplace_back([&, w] {
+      std::mt19937_64 random(static_cast<std::uint64_t>(99 + w));
+      while (!stop.load()) write(random);
+    });
+  }
+  for (auto& t : reading) t.join();
+  stop = true;
+  for (auto& t : writing) t.join();
+}
+
 template <class Policy>
 void hammer() {
   constexpr std::uint64_t kKeys = 256;
@@ -44,38 +69,27 @@ void hammer() {
       [](const std::uint64_t& key) { return value_for(key, 0); },
       [](const std::uint64_t&, const std::string&) {});
   std::atomic<int> bad{0};
-  std::atomic<bool> stop{false};
-  std::vector<std::thread> threads;
-  for (int r = 0; r < kReaders; ++r) {
-    threads.emplace_back([&, r] {
-      std::mt19937_64 random(static_cast<std::uint64_t>(r));
-      for (int i = 0; i < kOperations; ++i) {
+  readers_against_writers(
+      kReaders, kOperations, 1,
+      [&](std::mt19937_64& random, int i) {
         const std::uint64_t key = random() % kKeys;
         const auto v = (i % 2 == 0) ? cache.get(key) : cache.get_if_present(key);
         if (v && !well_formed(key, *v)) bad.fetch_add(1);
-      }
-    });
-  }
-  threads.emplace_back([&] {
-    std::mt19937_64 random(99);
-    while (!stop.load()) {
-      const std::uint64_t key = random() % kKeys;
-      switch (random() % 8) {
-        case 0:
-          cache.invalidate(key);
-          break;
-        case 1:
-          if (random() % 64 == 0) cache.invalidate_all();
-          break;
-        default:
-          cache.put(key, value_for(key, next_version.fetch_add(1)));
-          break;
-      }
-    }
-  });
-  for (int r = 0; r < kReaders; ++r) threads[static_cast<std::size_t>(r)].join();
-  stop = true;
-  threads.back().join();
+      },
+      [&](std::mt19937_64& random) {
+        const std::uint64_t key = random() % kKeys;
+        switch (random() % 8) {
+          case 0:
+            cache.invalidate(key);
+            break;
+          case 1:
+            if (random() % 64 == 0) cache.invalidate_all();
+            break;
+          default:
+            cache.put(key, value_for(key, next_version.fetch_add(1)));
+            break;
+        }
+      });
   CHECK(bad.load() == 0);
   CHECK(cache.size() <= 64);
   CHECK(cache.check_shards(
@@ -115,12 +129,9 @@ void hammer_in_place(rtcache::Options options) {
       });
   std::atomic<int> bad{0};
   std::atomic<int> hits{0};
-  std::atomic<bool> stop{false};
-  std::vector<std::thread> threads;
-  for (int r = 0; r < kReaders; ++r) {
-    threads.emplace_back([&, r] {
-      std::mt19937_64 random(static_cast<std::uint64_t>(r));
-      for (int i = 0; i < kOperations; ++i) {
+  readers_against_writers(
+      kReaders, kOperations, kWriters,
+      [&](std::mt19937_64& random, int i) {
         const std::uint64_t key = random() % kKeys;
         if (i % 2 == 0) {
           const auto v = cache.get_versioned(key);
@@ -132,25 +143,15 @@ void hammer_in_place(rtcache::Options options) {
           hits.fetch_add(1, std::memory_order_relaxed);
           if (v->check != check_of(key, v->version)) bad.fetch_add(1);
         }
-      }
-    });
-  }
-  for (int w = 0; w < kWriters; ++w) {
-    threads.emplace_back([&, w] {
-      std::mt19937_64 random(static_cast<std::uint64_t>(99 + w));
-      while (!stop.load()) {
+      },
+      [&](std::mt19937_64& random) {
         const std::uint64_t key = random() % kKeys;
         if (random() % 16 == 0) {
           cache.invalidate(key);
         } else {
           cache.put(key, stamp_for(key, next_version.fetch_add(1)));
         }
-      }
-    });
-  }
-  for (int r = 0; r < kReaders; ++r) threads[static_cast<std::size_t>(r)].join();
-  stop = true;
-  for (std::size_t t = kReaders; t < threads.size(); ++t) threads[t].join();
+      });
   CHECK(bad.load() == 0);
   CHECK(hits.load() > 0);
   CHECK(cache.size() <= 32);
