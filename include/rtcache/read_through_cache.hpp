@@ -398,12 +398,11 @@ class ReadThroughCache {
     if (State* state = supersede_pending_locked(shard, h, key)) {
       state->version_floor = std::max(state->version_floor, version);
     }
-    detail::WriteSlots& slots = shard.write_slots;
-    const std::size_t slot = detail::WriteSlots::index(h);
-    if (slots.held[slot].tag.load(std::memory_order_seq_cst) == detail::WriteSlots::tag(h)) {
+    detail::WriteSlots::Slot& slot = shard.write_slots.slot(h);
+    if (slot.tag.load(std::memory_order_seq_cst) == detail::WriteSlots::tag(h)) {
       // (Or a write of another key with the same tag, which then drops its
       // value from the cache: safe, if wasteful.)
-      slots.floors[slot] = std::max(slots.floors[slot], version);
+      slot.floor = std::max(slot.floor, version);
     }
     Entry* e = find_locked(shard, h, key);
     if (e != nullptr && (e->version == kUnknownVersion || e->version < version)) {
@@ -660,8 +659,7 @@ class ReadThroughCache {
     std::size_t spare_count = 0;
     std::size_t reclaim_at = 0;             // retired.size() that triggers an attempt
     std::size_t inserts_since_reclaim = 0;  // while the table has old bucket arrays
-    detail::WriteSequence writes;           // in-place writes (Entry::kInPlace), by stripe
-    detail::WriteSlots write_slots;         // the write gate's fast path
+    detail::WriteSlots write_slots;         // write gate fast path; in-place writes' sequence
   };
 
   /// Removals to tell the listener about once the lock is released: declare
@@ -720,7 +718,7 @@ class ReadThroughCache {
           shard_(shard),
           key_(key),
           hash_(h),
-          slot_(detail::WriteSlots::index(h)),
+          slot_(shard.write_slots.slot(h)),
           tag_(detail::WriteSlots::tag(h)),
           outer_(t_innermost_) {
       int spins = kSpinRounds;
@@ -754,7 +752,7 @@ class ReadThroughCache {
     /// one.
     [[nodiscard]] std::uint64_t version_floor_locked() const noexcept {
       if (!fast_) return state_->version_floor;
-      std::uint64_t floor = slots().floors[slot_];
+      std::uint64_t floor = slot_.floor;
       if (const State* state = shard_.pending.find(hash_, key_)) {
         floor = std::max(floor, state->version_floor);
       }
@@ -768,16 +766,16 @@ class ReadThroughCache {
       if (fast_) {
         // Under the shard lock, as the sleepers count themselves and look at
         // the slot: no fence needed to see them.
-        if (slots().floors[slot_] != 0) slots().floors[slot_] = 0;
-        slots().held[slot_].tag.store(0, std::memory_order_release);
-        wake_ = slots().sleepers[slot_].load(std::memory_order_relaxed) != 0;
+        if (slot_.floor != 0) slot_.floor = 0;
+        slot_.tag.store(0, std::memory_order_release);
+        wake_ = slot_.sleepers.load(std::memory_order_relaxed) != 0;
       } else {
         state_->writer = std::thread::id{};
         state_->writing.store(false, std::memory_order_relaxed);
         wake_ = state_->sleeping_writers > 0;
         if (state_->idle()) shard_.pending.erase(hash_, *state_);
         state_ = nullptr;
-        slots().diverted.fetch_sub(1, std::memory_order_seq_cst);
+        shard_.write_slots.diverted.fetch_sub(1, std::memory_order_seq_cst);
       }
       held_ = false;
     }
@@ -785,16 +783,14 @@ class ReadThroughCache {
    private:
     static constexpr int kSpinRounds = 256;
 
-    detail::WriteSlots& slots() const noexcept { return shard_.write_slots; }
-
     /// Claims the key's slot, waiting while another write of the key holds
     /// it. False if the write must take the registry path instead.
     bool try_fast(int& spins) {
-      std::atomic<std::uint64_t>& held = slots().held[slot_].tag;
+      std::atomic<std::uint64_t>& held = slot_.tag;
       for (;;) {
         std::uint64_t seen = 0;
         if (held.compare_exchange_strong(seen, tag_, std::memory_order_seq_cst)) {
-          if (slots().diverted.load(std::memory_order_seq_cst) == 0) {
+          if (shard_.write_slots.diverted.load(std::memory_order_seq_cst) == 0) {
             fast_ = true;
             held_ = true;
             return true;
@@ -811,14 +807,14 @@ class ReadThroughCache {
     /// The registry path: as the fast one, but the key's state in `pending`
     /// tells it apart from the other keys of its slot.
     void enter_registry(int& spins) {
-      slots().diverted.fetch_add(1, std::memory_order_seq_cst);
+      shard_.write_slots.diverted.fetch_add(1, std::memory_order_seq_cst);
       try {
         // A write of the key that claimed its slot before this one counted
         // itself in `diverted` may still be in progress: wait for it (unless
         // the slot is this thread's own, held for another key). Later ones
         // see `diverted` and come this way.
         if (held_here() == nullptr) {
-          while (slots().held[slot_].tag.load(std::memory_order_seq_cst) == tag_) {
+          while (slot_.tag.load(std::memory_order_seq_cst) == tag_) {
             wait_while_held(spins);
           }
         }
@@ -844,7 +840,7 @@ class ReadThroughCache {
         state_->writer = me;
         state_->writing.store(true, std::memory_order_relaxed);
       } catch (...) {
-        slots().diverted.fetch_sub(1, std::memory_order_seq_cst);
+        shard_.write_slots.diverted.fetch_sub(1, std::memory_order_seq_cst);
         throw;
       }
       held_ = true;
@@ -855,7 +851,7 @@ class ReadThroughCache {
     /// `RecursiveCallError` if it is a write of the same key.
     const WriteGate* held_here() const {
       for (const WriteGate* g = outer_; g != nullptr; g = g->outer_) {
-        if (!g->fast_ || &g->shard_ != &shard_ || g->tag_ != tag_) continue;
+        if (!g->fast_ || &g->slot_ != &slot_ || g->tag_ != tag_) continue;
         if (cache_.key_equal_(g->key_, key_)) throw recursive_write();
         return g;
       }
@@ -873,8 +869,8 @@ class ReadThroughCache {
       bool wake = false;
       {
         std::lock_guard lock(shard_.mutex);
-        slots().held[slot_].tag.store(0, std::memory_order_release);
-        wake = slots().sleepers[slot_].load(std::memory_order_relaxed) != 0;
+        slot_.tag.store(0, std::memory_order_release);
+        wake = slot_.sleepers.load(std::memory_order_relaxed) != 0;
       }
       if (wake) shard_.write_done.notify_all();
     }
@@ -882,7 +878,7 @@ class ReadThroughCache {
     /// Returns once the slot may have stopped holding this key's tag:
     /// spinning while `spins` lasts, then asleep on the shard's condition.
     void wait_while_held(int& spins) const {
-      std::atomic<std::uint64_t>& held = slots().held[slot_].tag;
+      std::atomic<std::uint64_t>& held = slot_.tag;
       for (; spins > 0; --spins) {
         if (held.load(std::memory_order_relaxed) != tag_) return;
         if (spins % 32 == 1) {
@@ -894,9 +890,9 @@ class ReadThroughCache {
       // Under the shard lock, under which the slot's holder frees it and
       // looks for sleepers.
       std::unique_lock lock(shard_.mutex);
-      slots().sleepers[slot_].fetch_add(1, std::memory_order_relaxed);
+      slot_.sleepers.fetch_add(1, std::memory_order_relaxed);
       while (held.load(std::memory_order_acquire) == tag_) shard_.write_done.wait(lock);
-      slots().sleepers[slot_].fetch_sub(1, std::memory_order_relaxed);
+      slot_.sleepers.fetch_sub(1, std::memory_order_relaxed);
     }
 
     /// Waits (without the lock) for `state.writing` to clear or for the spin
@@ -919,7 +915,7 @@ class ReadThroughCache {
     Shard& shard_;
     const K& key_;
     std::uint64_t hash_;
-    std::size_t slot_;
+    detail::WriteSlots::Slot& slot_;
     std::uint64_t tag_;
     const WriteGate* outer_;  // the gate this thread held when this one was made
     State* state_ = nullptr;  // the registry path's
@@ -1054,7 +1050,7 @@ class ReadThroughCache {
     if (e == nullptr) return Hit::kMiss;
     bool refresh_due = false;
     if constexpr (Entry::kInPlace) {
-      if (!copy_in_place<kWithVersion>(shard, *e, out, refresh_due)) return Hit::kMiss;
+      if (!copy_in_place<kWithVersion>(shard, h, *e, out, refresh_due)) return Hit::kMiss;
     } else {
       if (has_time_) {
         const std::int64_t now = clock_->now().count();
@@ -1082,7 +1078,7 @@ class ReadThroughCache {
   /// `try_hit`'s copy when the value, version and times may be rewritten in
   /// place: through the shard's write sequence. False if the entry expired.
   template <bool kWithVersion>
-  bool copy_in_place(const Shard& shard, const Entry& e, Result<kWithVersion>& out,
+  bool copy_in_place(const Shard& shard, std::uint64_t h, const Entry& e, Result<kWithVersion>& out,
                      bool& refresh_due) const {
     if (e.negative) {  // never rewritten, and holds no value
       if (!fresh_now(entries_.times(e), refresh_due)) return false;
@@ -1097,7 +1093,7 @@ class ReadThroughCache {
         return true;
       }
     }
-    const Snapshot s = snapshot(shard, e);
+    const Snapshot s = snapshot(shard, h, e);
     if (!fresh_now(s.times, refresh_due)) return false;
     if constexpr (kWithVersion) {
       out.emplace(Versioned<V>{s.value, s.version});
@@ -1123,23 +1119,23 @@ class ReadThroughCache {
     detail::EntryTimes times;
   };
 
-  Snapshot snapshot(const Shard& shard, const Entry& e) const noexcept {
-    const std::uint32_t before = shard.writes.begin_read(e.hash);
+  Snapshot snapshot(const Shard& shard, std::uint64_t h, const Entry& e) const noexcept {
+    const std::uint32_t before = shard.write_slots.begin_read(h);
     const Snapshot s{detail::load_shared(e.value), detail::load_shared(e.version),
                      entries_.shared_times(e)};
-    if (shard.writes.unchanged(e.hash, before)) [[likely]]
+    if (shard.write_slots.unchanged(h, before)) [[likely]]
       return s;
-    return snapshot_after_write(shard, e);
+    return snapshot_after_write(shard, h, e);
   }
 
-  RTCACHE_NOINLINE Snapshot snapshot_after_write(const Shard& shard,
+  RTCACHE_NOINLINE Snapshot snapshot_after_write(const Shard& shard, std::uint64_t h,
                                                  const Entry& e) const noexcept {
     for (;;) {
-      shard.writes.wait_for_writer(e.hash);
-      const std::uint32_t before = shard.writes.begin_read(e.hash);
+      shard.write_slots.wait_for_writer(h);
+      const std::uint32_t before = shard.write_slots.begin_read(h);
       const Snapshot s{detail::load_shared(e.value), detail::load_shared(e.version),
                        entries_.shared_times(e)};
-      if (shard.writes.unchanged(e.hash, before)) return s;
+      if (shard.write_slots.unchanged(h, before)) return s;
     }
   }
 
@@ -1693,7 +1689,8 @@ class ReadThroughCache {
     const std::int64_t now = now_ns();
     if constexpr (kInPlaceWrites) {
       if (current != nullptr && !current->negative && entries_.weight(*current) == weight) {
-        update_in_place_locked(shard, *current, times_for(h, ttl, now), std::move(item), removals);
+        update_in_place_locked(shard, h, *current, times_for(h, ttl, now), std::move(item),
+                               removals);
         return;
       }
     }
@@ -1702,18 +1699,19 @@ class ReadThroughCache {
     link_locked(shard, current, fresh, removals, admission);
   }
 
-  /// Rewrites a cached value in place, under the shard's write sequence: no
-  /// new entry, no change to the table or the policy's lists, nothing to
-  /// reclaim. The policy sees it as it would see the entry replaced.
-  void update_in_place_locked(Shard& shard, Entry& e, detail::EntryTimes times, Versioned<V>&& item,
-                              Removals& removals) noexcept {
+  /// Rewrites a cached value in place (`h`: its key's hash), under the
+  /// sequence lock of its write slot: no new entry, no change to the table
+  /// or the policy's lists, nothing to reclaim. The policy sees it as it
+  /// would see the entry replaced.
+  void update_in_place_locked(Shard& shard, std::uint64_t h, Entry& e, detail::EntryTimes times,
+                              Versioned<V>&& item, Removals& removals) noexcept {
     drain_reads_locked(shard);
     removals.note(e, RemovalCause::kReplaced);  // copies the old value first
-    shard.writes.begin_write(e.hash);
+    shard.write_slots.begin_write(h);
     detail::store_shared(e.value, item.value);
     detail::store_shared(e.version, item.version);
     entries_.store_times(e, times);
-    shard.writes.end_write(e.hash);
+    shard.write_slots.end_write(h);
     e.refresh_started.store(false, std::memory_order_relaxed);
     shard.policy.on_update(e);
   }

@@ -1,18 +1,15 @@
 #pragma once
 
-#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <memory>
 #include <new>
-#include <thread>
 #include <type_traits>
 #include <utility>
 
 #include "../versioned.hpp"
-#include "cpu_relax.hpp"
 
 namespace rtcache::detail {
 
@@ -25,70 +22,8 @@ struct EntryTimes {
   std::int64_t refresh_at = kNever;
 };
 
-/// Sequence locks for values that writes rewrite in place (`Entry::kInPlace`),
-/// one per stripe of a shard's keys: they let a reader without the shard lock
-/// copy an entry's value together with its version and times (Lameter,
-/// "Effective synchronization on Linux/NUMA systems", 2005; Boehm, "Can
-/// seqlocks get along with programming language memory models?", 2012).
-///
-/// The writer, under the shard lock, makes its stripe's count odd, stores the
-/// data with release stores, and makes the count even again. A reader takes
-/// the count with an acquire load, loads the data with acquire loads (so that
-/// its second look at the count cannot move before them), and keeps the copy
-/// only if the count was even and has not moved. Every access is atomic, so a
-/// torn copy is thrown away, never undefined behaviour. A value alone needs
-/// none of this: it is one atomic load.
-///
-/// Striped rather than in each entry, which has no room for a count: a write
-/// makes readers of the other keys of its stripe retry only if they were
-/// copying at that very moment.
-class WriteSequence {
- public:
-  /// The count before a lock-free copy of an entry with hash `h`.
-  [[nodiscard]] std::uint32_t begin_read(std::uint32_t h) const noexcept {
-    return stripe(h).load(std::memory_order_acquire);
-  }
-  /// After the copy's acquire loads: true if the copy is consistent.
-  [[nodiscard]] bool unchanged(std::uint32_t h, std::uint32_t before) const noexcept {
-    return (before & 1) == 0 && stripe(h).load(std::memory_order_relaxed) == before;
-  }
-  /// Before a retried copy: waits until no write of the stripe is in progress
-  /// (a few stores under the shard lock; a long wait means the writer was
-  /// preempted).
-  void wait_for_writer(std::uint32_t h) const noexcept {
-    for (int spins = 0; (stripe(h).load(std::memory_order_relaxed) & 1) != 0; ++spins) {
-      if (spins < kSpinsBeforeYield) {
-        cpu_relax();
-      } else {
-        std::this_thread::yield();
-      }
-    }
-  }
-
-  /// Brackets an in-place write, under the shard lock.
-  void begin_write(std::uint32_t h) noexcept {
-    auto& s = stripe(h);
-    s.store(s.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  }
-  void end_write(std::uint32_t h) noexcept {
-    auto& s = stripe(h);
-    s.store(s.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-  }
-
- private:
-  static constexpr std::size_t kStripes = 16;  // one cache line
-  static constexpr int kSpinsBeforeYield = 64;
-
-  std::atomic<std::uint32_t>& stripe(std::uint32_t h) noexcept { return counts_[h % kStripes]; }
-  const std::atomic<std::uint32_t>& stripe(std::uint32_t h) const noexcept {
-    return counts_[h % kStripes];
-  }
-
-  alignas(64) std::array<std::atomic<std::uint32_t>, kStripes> counts_{};
-};
-
 /// True if values of type `T` can be copied by a single lock-free atomic
-/// access, and so rewritten in place under an entry's sequence lock.
+/// access, and so rewritten in place under a sequence lock (`WriteSlots`).
 template <class T>
 inline constexpr bool kAtomicallyCopyable = [] {
   if constexpr (std::is_trivially_copyable_v<T> && !std::is_const_v<T> && !std::is_volatile_v<T>) {
@@ -116,7 +51,7 @@ inline constexpr std::size_t kAtomicAlignment = [] {
 /// So are the value, version and times, except in entries whose value is
 /// atomically copyable (`kInPlace`: integers, pointers, small structs): a
 /// write of a cached key then rewrites them in place, and readers copy them
-/// through the shard's `WriteSequence`. Otherwise a new value is a new entry
+/// through the sequence lock of the key's `WriteSlots` slot. Otherwise a new value is a new entry
 /// that replaces this one in the table. Either way a reader copies the value
 /// without a lock once the entry's memory is protected from reuse (see
 /// epoch.hpp).
