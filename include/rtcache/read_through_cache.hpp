@@ -869,6 +869,9 @@ class ReadThroughCache {
       bool wake = false;
       {
         std::lock_guard lock(shard_.mutex);
+        // A floor set meanwhile came before this write's store call, which
+        // will get a newer version anyway: it must not outlive the claim.
+        slot_.floor = 0;
         slot_.tag.store(0, std::memory_order_release);
         wake = slot_.sleepers.load(std::memory_order_relaxed) != 0;
       }
