@@ -731,29 +731,24 @@ class ReadThroughCache {
 
     ~WriteGate() {
       t_innermost_ = outer_;  // gates live on the stack: they end in reverse order
-      if (held_) {
+      if (fast_ || state_ != nullptr) {
         std::lock_guard lock(shard_.mutex);
         release_locked();
       }
       if (wake_) shard_.write_done.notify_all();
     }
 
-    /// Marks a load of the key in progress as superseded.
-    void supersede_loads_locked() noexcept {
-      if (fast_) {
-        supersede_pending_locked(shard_, hash_, key_);
-      } else {
-        supersede_load_locked(*state_);
-      }
-    }
-
-    /// The newest version another instance announced for the key while this
+    /// Marks a load of the key in progress as superseded, and returns the
+    /// newest version another instance announced for the key while this
     /// write was in progress (0: none): the write must not install an older
     /// one.
-    [[nodiscard]] std::uint64_t version_floor_locked() const noexcept {
-      if (!fast_) return state_->version_floor;
+    std::uint64_t supersede_locked() noexcept {
+      if (!fast_) {
+        supersede_load_locked(*state_);
+        return state_->version_floor;
+      }
       std::uint64_t floor = slot_.floor;
-      if (const State* state = shard_.pending.find(hash_, key_)) {
+      if (const State* state = supersede_pending_locked(shard_, hash_, key_)) {
         floor = std::max(floor, state->version_floor);
       }
       return floor;
@@ -777,7 +772,7 @@ class ReadThroughCache {
         state_ = nullptr;
         shard_.write_slots.diverted.fetch_sub(1, std::memory_order_seq_cst);
       }
-      held_ = false;
+      fast_ = false;
     }
 
    private:
@@ -792,7 +787,6 @@ class ReadThroughCache {
         if (held.compare_exchange_strong(seen, tag_, std::memory_order_seq_cst)) {
           if (shard_.write_slots.diverted.load(std::memory_order_seq_cst) == 0) {
             fast_ = true;
-            held_ = true;
             return true;
           }
           give_back();  // a write on the registry path may be waiting for it
@@ -827,7 +821,10 @@ class ReadThroughCache {
           while (state_->writer != std::thread::id{}) {
             if (spins > 0) {
               lock.unlock();
-              spins = spin(*state_, spins);
+              // A hint only: `writer` is checked again under the lock.
+              spins = spin(spins, [state = state_] {
+                return !state->writing.load(std::memory_order_relaxed);
+              });
               lock.lock();
             } else {
               ++state_->sleeping_writers;
@@ -840,10 +837,10 @@ class ReadThroughCache {
         state_->writer = me;
         state_->writing.store(true, std::memory_order_relaxed);
       } catch (...) {
+        state_ = nullptr;
         shard_.write_slots.diverted.fetch_sub(1, std::memory_order_seq_cst);
         throw;
       }
-      held_ = true;
     }
 
     /// The gate of this thread that holds this gate's slot with the same tag,
@@ -882,14 +879,8 @@ class ReadThroughCache {
     /// spinning while `spins` lasts, then asleep on the shard's condition.
     void wait_while_held(int& spins) const {
       std::atomic<std::uint64_t>& held = slot_.tag;
-      for (; spins > 0; --spins) {
-        if (held.load(std::memory_order_relaxed) != tag_) return;
-        if (spins % 32 == 1) {
-          std::this_thread::yield();
-        } else {
-          detail::cpu_relax();
-        }
-      }
+      spins = spin(spins, [&] { return held.load(std::memory_order_relaxed) != tag_; });
+      if (spins > 0) return;
       // Under the shard lock, under which the slot's holder frees it and
       // looks for sleepers.
       std::unique_lock lock(shard_.mutex);
@@ -898,13 +889,13 @@ class ReadThroughCache {
       slot_.sleepers.fetch_sub(1, std::memory_order_relaxed);
     }
 
-    /// Waits (without the lock) for `state.writing` to clear or for the spin
-    /// budget to run out; returns the rounds left. Each round is a CPU pause,
-    /// and every 32nd a yield, in case the writer ahead waits for this CPU.
-    static int spin(const State& state, int spins) noexcept {
+    /// Waits (without the lock) until `done()` or the spin budget runs out;
+    /// returns the rounds left (0: ran out). Each round is a CPU pause, and
+    /// every 32nd a yield, in case the writer ahead waits for this CPU.
+    template <class Done>
+    static int spin(int spins, Done done) noexcept {
       for (; spins > 0; --spins) {
-        // A hint only: the caller checks `writer` under the lock.
-        if (!state.writing.load(std::memory_order_relaxed)) return spins;
+        if (done()) return spins;
         if (spins % 32 == 1) {
           std::this_thread::yield();
         } else {
@@ -921,9 +912,8 @@ class ReadThroughCache {
     detail::WriteSlots::Slot& slot_;
     std::uint64_t tag_;
     const WriteGate* outer_;  // the gate this thread held when this one was made
-    State* state_ = nullptr;  // the registry path's
-    bool fast_ = false;
-    bool held_ = false;
+    State* state_ = nullptr;  // held on the registry path
+    bool fast_ = false;       // held on the fast path
     bool wake_ = false;
 
     /// This thread's innermost gate (a write made from inside a writer).
@@ -1055,12 +1045,7 @@ class ReadThroughCache {
     if constexpr (Entry::kInPlace) {
       if (!copy_in_place<kWithVersion>(shard, h, *e, out, refresh_due)) return Hit::kMiss;
     } else {
-      if (has_time_) {
-        const std::int64_t now = clock_->now().count();
-        const detail::EntryTimes times = entries_.times(*e);
-        if (now >= times.expires_at) return Hit::kMiss;
-        refresh_due = now >= times.refresh_at;
-      }
+      if (!fresh_now(entries_.times(*e), refresh_due)) return Hit::kMiss;
       if (e->negative) {
         out.reset();
       } else if constexpr (kWithVersion) {
@@ -1122,24 +1107,29 @@ class ReadThroughCache {
     detail::EntryTimes times;
   };
 
-  Snapshot snapshot(const Shard& shard, std::uint64_t h, const Entry& e) const noexcept {
+  /// One try: false if a rewrite overlapped it.
+  bool try_snapshot(const Shard& shard, std::uint64_t h, const Entry& e,
+                    std::optional<Snapshot>& out) const noexcept {
     const std::uint32_t before = shard.write_slots.begin_read(h);
-    const Snapshot s{detail::load_shared(e.value), detail::load_shared(e.version),
-                     entries_.shared_times(e)};
-    if (shard.write_slots.unchanged(h, before)) [[likely]]
-      return s;
+    out.emplace(Snapshot{detail::load_shared(e.value), detail::load_shared(e.version),
+                         entries_.shared_times(e)});
+    return shard.write_slots.unchanged(h, before);
+  }
+
+  Snapshot snapshot(const Shard& shard, std::uint64_t h, const Entry& e) const noexcept {
+    std::optional<Snapshot> s;
+    if (try_snapshot(shard, h, e, s)) [[likely]]
+      return *s;
     return snapshot_after_write(shard, h, e);
   }
 
   RTCACHE_NOINLINE Snapshot snapshot_after_write(const Shard& shard, std::uint64_t h,
                                                  const Entry& e) const noexcept {
-    for (;;) {
+    std::optional<Snapshot> s;
+    do {
       shard.write_slots.wait_for_writer(h);
-      const std::uint32_t before = shard.write_slots.begin_read(h);
-      const Snapshot s{detail::load_shared(e.value), detail::load_shared(e.version),
-                       entries_.shared_times(e)};
-      if (shard.write_slots.unchanged(h, before)) return s;
-    }
+    } while (!try_snapshot(shard, h, e, s));
+    return *s;
   }
 
   /// A hit, starting a refresh if one is due. True on a hit.
@@ -1614,7 +1604,7 @@ class ReadThroughCache {
     std::lock_guard lock(shard.mutex);
     if (!stored) {
       counters_.add(detail::Counter::kVersionConflicts);
-      gate.supersede_loads_locked();
+      (void)gate.supersede_locked();
       if (Entry* e = find_locked(shard, h, key)) {
         remove_locked(shard, e, RemovalCause::kInvalidated, removals);
       }
@@ -1641,7 +1631,7 @@ class ReadThroughCache {
     counters_.add(detail::Counter::kWrites);
     Removals removals(*this);
     std::lock_guard lock(shard.mutex);
-    gate.supersede_loads_locked();
+    (void)gate.supersede_locked();
     if (Entry* e = find_locked(shard, h, key)) {
       remove_locked(shard, e, RemovalCause::kErased, removals);
     }
@@ -1651,9 +1641,9 @@ class ReadThroughCache {
   /// Caches the outcome of a successful write of `key` (state: its gate).
   void install_write_locked(Shard& shard, WriteGate& gate, std::uint64_t h, const K& key,
                             Versioned<V>&& stored, std::uint32_t weight, Removals& removals) {
-    gate.supersede_loads_locked();
+    const std::uint64_t floor = gate.supersede_locked();
     Entry* current = find_locked(shard, h, key);
-    if (is_older(stored.version, gate.version_floor_locked()) ||
+    if (is_older(stored.version, floor) ||
         (current != nullptr && !current->negative && is_older(stored.version, current->version))) {
       // The store reported an older version than one we hold or were told
       // of: trust neither and let the next get load the current row.
