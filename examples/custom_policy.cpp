@@ -7,7 +7,10 @@
 // - `Shard<Entry>`: per-shard state, called by the cache under the shard's
 //   lock (it must not lock; it should not allocate per call): on_insert,
 //   on_access, on_replace (a new entry takes an old one's place), on_remove,
-//   and evict(), which picks a victim, forgets it and returns it.
+//   and evict(), which picks a victim, forgets it and returns it. Optional:
+//   on_update(e), for a write that rewrites a small value in place (values
+//   one atomic access copies); without it, as here, such writes replace the
+//   entry and the cache calls on_replace.
 //
 // Random eviction needs no bookkeeping on a hit, and unlike LRU it does not
 // collapse when a loop over the data is a little larger than the cache: LRU
