@@ -12,3 +12,12 @@
 #else
 #define RTCACHE_NOINLINE
 #endif
+
+/// Inlines a small function on the hit path into every caller: GCC's
+/// heuristics otherwise leave some out of line, at a cost of about a tenth
+/// of a hit.
+#if defined(__GNUC__) || defined(__clang__)
+#define RTCACHE_ALWAYS_INLINE [[gnu::always_inline]]
+#else
+#define RTCACHE_ALWAYS_INLINE
+#endif

@@ -1,12 +1,8 @@
 #pragma once
 
-namespace rtcache::detail {
+#include "macros.hpp"
 
-#if defined(__GNUC__) || defined(__clang__)
-#define RTCACHE_ALWAYS_INLINE [[gnu::always_inline]]
-#else
-#define RTCACHE_ALWAYS_INLINE
-#endif
+namespace rtcache::detail {
 
 /// Asks the processor to bring the cache line at `p` into its caches (a
 /// hint: it never faults, so `p` may be null or stale). On x86-64 an asm

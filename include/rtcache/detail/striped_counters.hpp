@@ -9,6 +9,7 @@
 #include <memory>
 #include <thread>
 
+#include "macros.hpp"
 #include "thread_index.hpp"
 
 namespace rtcache::detail {
@@ -45,7 +46,7 @@ class StripedCounters {
         owned_count_(std::clamp<std::size_t>(shared_count_ * 4, 16, ThreadSlots::kSlots)),
         cells_(std::make_unique<Cell[]>(owned_count_ + shared_count_)) {}
 
-  void add(Counter counter, std::uint64_t amount = 1) noexcept {
+  RTCACHE_ALWAYS_INLINE void add(Counter counter, std::uint64_t amount = 1) noexcept {
     const auto c = static_cast<std::size_t>(counter);
     const std::size_t slot = thread_index();
     if (slot < owned_count_) [[likely]] {
