@@ -155,7 +155,14 @@ struct Measurement {
   std::string name;
   std::size_t entries = 0;
   double requested = 0, usable = 0, arena = 0, blocks = 0;  // per entry
+  double at_construction = 0;  // requested bytes per entry before the first put
 };
+
+/// Requested bytes when the container under measurement was constructed,
+/// before anything was put (set by the builders through `mark_constructed`).
+std::int64_t g_requested_at_construction = 0;
+
+void mark_constructed() { g_requested_at_construction = g_requested.load(); }
 
 template <class Build>
 Measurement measure(const std::string& name, Build&& build) {
@@ -163,6 +170,7 @@ Measurement measure(const std::string& name, Build&& build) {
   const Snapshot before = Snapshot::take();
   Measurement m;
   m.name = name;
+  g_requested_at_construction = before.requested;
   {
     auto holder = build();  // returns (owner, entries held)
     const Snapshot after = Snapshot::take();
@@ -172,6 +180,7 @@ Measurement measure(const std::string& name, Build&& build) {
     m.usable = static_cast<double>(after.usable - before.usable) / n;
     m.arena = static_cast<double>(after.arena - before.arena) / n;
     m.blocks = static_cast<double>(after.blocks - before.blocks) / n;
+    m.at_construction = static_cast<double>(g_requested_at_construction - before.requested) / n;
   }
   return m;
 }
@@ -188,6 +197,7 @@ Measurement measure_rtcache(const std::string& name, const std::vector<Key>& key
   return measure(name, [&] {
     using Cache = rtcache::ReadThroughCache<Key, Value, KeyLoader, NoopWriter, Policy>;
     auto cache = std::make_unique<Cache>(rtcache::Options{.capacity = keys.size(), .seed = 42});
+    mark_constructed();
     for (Key key : keys) cache->put(key, key);
     const std::size_t held = cache->size();
     return std::pair{std::move(cache), held};
@@ -197,6 +207,7 @@ Measurement measure_rtcache(const std::string& name, const std::vector<Key>& key
 Measurement measure_mutex_lru(const std::vector<Key>& keys) {
   return measure("mutex_lru (std::mutex + unordered_map + list)", [&] {
     auto cache = std::make_unique<rtcache_bench::LruCache<Key, Value>>(keys.size());
+    mark_constructed();
     for (Key key : keys) cache->put(key, key);
     const std::size_t held = cache->size();
     return std::pair{std::move(cache), held};
@@ -206,6 +217,7 @@ Measurement measure_mutex_lru(const std::vector<Key>& keys) {
 Measurement measure_unordered_map(const std::vector<Key>& keys) {
   return measure("std::unordered_map<K, V> (no eviction)", [&] {
     auto map = std::make_unique<std::unordered_map<Key, Value>>();
+    mark_constructed();
     for (Key key : keys) map->insert_or_assign(key, key);
     const std::size_t held = map->size();
     return std::pair{std::move(map), held};
@@ -245,17 +257,22 @@ int main(int argc, char** argv) {
               entries, entries);
   std::printf("bytes per held entry; overhead = total - sizeof(K) - sizeof(V) = total - %.0f\n\n",
               kPayload);
-  std::printf("%-46s %9s %10s %10s %10s %10s %8s\n", "cache", "entries", "requested", "overhead",
-              "usable", "arena", "blocks");
+  std::printf("%-46s %9s %10s %10s %10s %10s %8s %8s %8s\n", "cache", "entries", "requested",
+              "overhead", "usable", "arena", "blocks", "fixed", "by puts");
   for (const auto& m : results) {
-    std::printf("%-46s %9zu %10.1f %10.1f %10.1f %10.1f %8.2f\n", m.name.c_str(), m.entries,
-                m.requested, m.requested - kPayload, m.usable, m.arena, m.blocks);
+    std::printf("%-46s %9zu %10.1f %10.1f %10.1f %10.1f %8.2f %8.1f %8.1f\n", m.name.c_str(),
+                m.entries, m.requested, m.requested - kPayload, m.usable, m.arena, m.blocks,
+                m.at_construction, m.requested - m.at_construction);
   }
   std::printf(
       "\n  requested: bytes asked of operator new; usable: malloc_usable_size (allocator "
       "rounding);\n"
       "  arena: glibc mallinfo2 in-use bytes (with block headers); blocks: live allocations per "
-      "entry\n");
+      "entry;\n"
+      "  fixed: of requested, what the constructor allocated (structures sized by capacity:\n"
+      "  frequency sketch, history, buffers; their share per entry at capacity); by puts: the "
+      "rest\n"
+      "  (entries and the table's growth)\n");
   if (g_unsized_frees.load() != 0) {
     std::printf("  (%lld unsized deletes were counted at their usable size)\n",
                 static_cast<long long>(g_unsized_frees.load()));
