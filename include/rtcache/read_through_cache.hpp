@@ -147,7 +147,8 @@ class ReadThroughCache {
     shard_storage_.emplace(shard_count, [&](std::size_t i, Shard* at) {
       const std::size_t share =
           options_.capacity / shard_count + (i < options_.capacity % shard_count ? 1 : 0);
-      std::construct_at(at, share, detail::mix64(seed_ + i), !hooks_.weigher);
+      std::construct_at(at, share, detail::mix64(seed_ + i), !hooks_.weigher,
+                        entries_.block_size());
     });
     shards_.reserve(shard_count);
     for (std::size_t i = 0; i < shard_count; ++i) shards_.push_back(&(*shard_storage_)[i]);
@@ -165,13 +166,10 @@ class ReadThroughCache {
     }
     pool_.reset();
     for (auto& shard : shards_) {
-      shard->table.for_each([&](Entry& e) { entries_.destroy(&e); });
+      // The memory goes with the shard's pool.
+      shard->table.for_each([&](Entry& e) { (void)entries_.release(&e); });
       shard->table.clear();
-      for (const Retired& r : shard->retired) entries_.destroy(r.entry);
-      while (shard->spare != nullptr) {
-        void* block = std::exchange(shard->spare, shard->spare->next);
-        entries_.deallocate_block(block);
-      }
+      for (const Retired& r : shard->retired) (void)entries_.release(r.entry);
     }
   }
 
@@ -451,9 +449,10 @@ class ReadThroughCache {
   /// Drops every entry from this cache; loads in progress will not be installed.
   void invalidate_all() {
     std::vector<Entry*> dropped;
+    std::vector<std::size_t> dropped_end(shards_.size());  // shard i's are before dropped_end[i]
     Removals removals(*this);
-    for (auto& shard_ptr : shards_) {
-      Shard& shard = *shard_ptr;
+    for (std::size_t i = 0; i < shards_.size(); ++i) {
+      Shard& shard = *shards_[i];
       std::lock_guard lock(shard.mutex);
       dropped.reserve(dropped.size() + shard.table.size());  // may throw: nothing changed yet
       shard.pending.for_each([](const K&, State& state) { supersede_load_locked(state); });
@@ -467,15 +466,18 @@ class ReadThroughCache {
       shard.table.clear();
       shard.weight = 0;
       publish_size_locked(shard);
+      dropped_end[i] = dropped.size();
     }
     // Readers may still be copying some of them: free after a grace period,
     // with every read buffer emptied of them first.
     wait_for_grace(epochs().stamp());
-    for (auto& shard_ptr : shards_) {
-      std::lock_guard lock(shard_ptr->mutex);
-      shard_ptr->reads.drain_all([](Entry&) {});
+    std::size_t next = 0;
+    for (std::size_t i = 0; i < shards_.size(); ++i) {
+      Shard& shard = *shards_[i];
+      std::lock_guard lock(shard.mutex);
+      shard.reads.drain_all([](Entry&) {});
+      for (; next < dropped_end[i]; ++next) free_entry_locked(shard, dropped[next]);
     }
-    for (Entry* e : dropped) entries_.destroy(e);
   }
 
   // -- Observing -------------------------------------------------------------
@@ -553,6 +555,27 @@ class ReadThroughCache {
     return true;
   }
 
+  /// For tests: the number of entries made so far (by loads, fills and
+  /// writes that did not rewrite a cached value in place).
+  [[nodiscard]] std::size_t entries_made() const {
+    std::size_t total = 0;
+    for (const auto& shard : shards_) {
+      std::lock_guard lock(shard->mutex);
+      total += shard->blocks.handed_out();
+    }
+    return total;
+  }
+
+  /// For tests: the bytes the shards hold for entries, in use or free.
+  [[nodiscard]] std::size_t entry_memory() const {
+    std::size_t total = 0;
+    for (const auto& shard : shards_) {
+      std::lock_guard lock(shard->mutex);
+      total += shard->blocks.bytes();
+    }
+    return total;
+  }
+
   /// For tests: the number of keys with a load or write in progress.
   [[nodiscard]] std::size_t pending_count() const {
     std::size_t total = 0;
@@ -608,15 +631,6 @@ class ReadThroughCache {
 
   static detail::EpochDomain& epochs() noexcept { return detail::EpochDomain::instance(); }
 
-  /// Entries' memory comes from the cache's `EntryLayout`, through each
-  /// shard's short list of spare blocks: a put replaces an entry, and reusing
-  /// the memory of one reclaimed under the same lock spares the allocator a
-  /// free and a malloc, often on different threads.
-  struct SpareEntry {
-    SpareEntry* next;
-  };
-  static_assert(sizeof(Entry) >= sizeof(SpareEntry) && alignof(Entry) >= alignof(SpareEntry));
-
   /// One lock stripe: its table, its policy, its in-progress registry and its
   /// lock, on cache lines of its own.
   ///
@@ -629,14 +643,15 @@ class ReadThroughCache {
     /// `counts_entries`: the share is in entries (no weigher), so the table
     /// never needs buckets for more; with a weigher it holds any number of
     /// entries up to the share in weight.
-    Shard(std::size_t share, std::uint64_t seed, bool counts_entries)
+    Shard(std::size_t share, std::uint64_t seed, bool counts_entries, std::size_t block_size)
         : reads(std::thread::hardware_concurrency()),
           capacity(share),
           retired_capacity(retired_capacity_for(share)),
           reclaim_every(retired_capacity / 8),
           table(detail::ChainedTable<Entry>::kMinBuckets,
                 counts_entries ? share : detail::ChainedTable<Entry>::kUnbounded),
-          policy(share, seed) {
+          policy(share, seed),
+          blocks(block_size, detail::EntryLayout<Entry>::block_alignment()) {
       retired.reserve(retired_capacity);
       reclaim_at = reclaim_every;
     }
@@ -654,9 +669,8 @@ class ReadThroughCache {
     std::atomic<std::size_t> weight_published{0};
     mutable ShardPolicy policy;
     detail::KeyRegistry<K, V, KeyEqual> pending;
-    std::vector<Retired> retired;  // unlinked, waiting for readers to leave
-    SpareEntry* spare = nullptr;   // freed entries' memory, for the next ones
-    std::size_t spare_count = 0;
+    std::vector<Retired> retired;           // unlinked, waiting for readers to leave
+    detail::BlockPool blocks;               // the entries' memory (laid out by `entries_`)
     std::size_t reclaim_at = 0;             // retired.size() that triggers an attempt
     std::size_t inserts_since_reclaim = 0;  // while the table has old bucket arrays
     detail::WriteSlots write_slots;         // write gate fast path; in-place writes' sequence
@@ -1687,7 +1701,7 @@ class ReadThroughCache {
         return;
       }
     }
-    EntryOwner fresh(entries_,
+    EntryOwner fresh(entries_, shard.blocks,
                      make_entry(shard, times_for(h, ttl, now), weight, h, key, std::move(item)));
     link_locked(shard, current, fresh, removals, admission);
   }
@@ -1714,7 +1728,7 @@ class ReadThroughCache {
                              std::int64_t now, Removals& removals) {
     const detail::EntryTimes times{now + options_.negative_ttl.count(), detail::kNever};
     const std::uint64_t version = current != nullptr ? current->version : kUnknownVersion;
-    EntryOwner fresh(entries_, make_entry(shard, times, 1, h, key, version));
+    EntryOwner fresh(entries_, shard.blocks, make_entry(shard, times, 1, h, key, version));
     link_locked(shard, current, fresh, removals);
   }
 
@@ -1786,36 +1800,23 @@ class ReadThroughCache {
     }
   }
 
-  /// A new entry, in a spare block of the shard if it has one.
+  /// A new entry, in a block of the shard's pool.
   template <class... Args>
   Entry* make_entry(Shard& shard, detail::EntryTimes times, std::uint32_t weight,
                     Args&&... args) const {
-    void* block = shard.spare;
-    if (block != nullptr) {
-      shard.spare = shard.spare->next;
-      --shard.spare_count;
-    } else {
-      block = entries_.allocate_block();
-    }
+    void* block = shard.blocks.allocate();
     try {
       return entries_.create_in(block, times, weight, std::forward<Args>(args)...);
     } catch (...) {
-      entries_.deallocate_block(block);
+      shard.blocks.deallocate(block);
       throw;
     }
   }
 
-  /// Destroys a reclaimed entry and keeps its memory for the next one, as
-  /// long as the shard's spare and retired blocks together stay within its
-  /// retired capacity (during a reclaim, `retired` still counts the entries
-  /// it is freeing).
-  void recycle_entry_locked(Shard& shard, Entry* e) const noexcept {
-    if (shard.spare_count + shard.retired.size() >= shard.retired_capacity) {
-      entries_.destroy(e);
-      return;
-    }
-    shard.spare = ::new (entries_.release(e)) SpareEntry{shard.spare};
-    ++shard.spare_count;
+  /// Destroys an entry no reader can still see, and gives its block back to
+  /// the shard's pool for the next one.
+  void free_entry_locked(Shard& shard, Entry* e) const noexcept {
+    shard.blocks.deallocate(entries_.release(e));
   }
 
   /// Hands an unlinked entry to epoch reclamation. Lock-free readers may still
@@ -1867,7 +1868,7 @@ class ReadThroughCache {
     }
     auto kept = shard.retired.begin();
     for (; kept != shard.retired.end() && safe(kept->stamp); ++kept) {
-      recycle_entry_locked(shard, kept->entry);
+      free_entry_locked(shard, kept->entry);
     }
     shard.retired.erase(shard.retired.begin(), kept);
     shard.table.reclaim(safe);

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "../versioned.hpp"
+#include "block_pool.hpp"
 
 namespace rtcache::detail {
 
@@ -122,16 +123,8 @@ class EntryLayout {
         weighted_(with_weight),
         prefix_(round_up(times_ + (with_weight ? kWeightSpace : 0))) {}
 
-  void destroy(Entry* e) const noexcept {
-    if (e == nullptr) return;
-    deallocate_block(release(e));
-  }
-
-  // Blocks: the memory of one entry with what sits in front of it, for a
-  // shard that keeps freed blocks to build its next entries in.
-
-  /// A new, unconstructed block.
-  [[nodiscard]] void* allocate_block() const { return allocate(block_size()); }
+  // Blocks: the memory of one entry with what sits in front of it, from the
+  // shard's `BlockPool`.
 
   /// An entry built in `block` (which stays the caller's if this throws).
   template <class... Args>
@@ -149,9 +142,9 @@ class EntryLayout {
     return reinterpret_cast<char*>(e) - prefix_;
   }
 
-  void deallocate_block(void* block) const noexcept { deallocate(block, block_size()); }
-
   [[nodiscard]] std::size_t block_size() const noexcept { return prefix_ + sizeof(Entry); }
+  /// The alignment a block needs.
+  [[nodiscard]] static constexpr std::size_t block_alignment() noexcept { return kAlign; }
 
   /// The entry's times: never expiring, never refreshing without times.
   [[nodiscard]] EntryTimes times(const Entry& e) const noexcept {
@@ -183,10 +176,13 @@ class EntryLayout {
   /// Owns an entry until it is linked.
   class Owner {
    public:
-    Owner(const EntryLayout& layout, Entry* e) noexcept : layout_(layout), e_(e) {}
+    Owner(const EntryLayout& layout, BlockPool& pool, Entry* e) noexcept
+        : layout_(layout), pool_(pool), e_(e) {}
     Owner(const Owner&) = delete;
     Owner& operator=(const Owner&) = delete;
-    ~Owner() { layout_.destroy(e_); }
+    ~Owner() {
+      if (e_ != nullptr) pool_.deallocate(layout_.release(e_));
+    }
     Entry* get() const noexcept { return e_; }
     Entry* operator->() const noexcept { return e_; }
     Entry& operator*() const noexcept { return *e_; }
@@ -194,6 +190,7 @@ class EntryLayout {
 
    private:
     const EntryLayout& layout_;
+    BlockPool& pool_;
     Entry* e_;
   };
 
@@ -201,7 +198,6 @@ class EntryLayout {
   static constexpr std::size_t kAlign = alignof(Entry) > alignof(EntryTimes) ? alignof(Entry)
                                                                              : alignof(EntryTimes);
   static constexpr std::size_t kWeightSpace = 8;
-  static constexpr bool kOverAligned = kAlign > __STDCPP_DEFAULT_NEW_ALIGNMENT__;
 
   static constexpr std::size_t round_up(std::size_t n) noexcept {
     return (n + kAlign - 1) / kAlign * kAlign;
@@ -212,22 +208,6 @@ class EntryLayout {
   }
   std::uint32_t* weight_address(Entry* e) const noexcept {
     return reinterpret_cast<std::uint32_t*>(reinterpret_cast<char*>(e) - times_ - kWeightSpace);
-  }
-
-  static void* allocate(std::size_t size) {
-    if constexpr (kOverAligned) {
-      return ::operator new (size, std::align_val_t{kAlign});
-    } else {
-      return ::operator new(size);
-    }
-  }
-
-  static void deallocate(void* p, std::size_t size) noexcept {
-    if constexpr (kOverAligned) {
-      ::operator delete (p, size, std::align_val_t{kAlign});
-    } else {
-      ::operator delete(p, size);
-    }
   }
 
   std::size_t times_;   // bytes of EntryTimes in front of the entry (0 or 16)
