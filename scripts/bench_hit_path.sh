@@ -10,11 +10,11 @@
 #   rtcache-memory  bytes per entry beyond sizeof(K) + sizeof(V) at 1M entries
 #                   (results/hit_path_memory.txt).
 #
-#   ./scripts/bench_hit_path.sh                         # full run, about 3 minutes
+#   ./scripts/bench_hit_path.sh                         # full run, about 4 minutes
 #   ./scripts/bench_hit_path.sh --benchmark_filter=small/read100   # extra flags go to rtcache-bench
 #   RTCACHE_BENCH_REPETITIONS=1 ./scripts/bench_hit_path.sh        # quicker, noisier
 #
-# Each benchmark runs RTCACHE_BENCH_REPETITIONS times (default 3), randomly
+# Each benchmark runs RTCACHE_BENCH_REPETITIONS times (default 5), randomly
 # interleaved with the others, for RTCACHE_BENCH_MIN_TIME seconds each
 # (default 0.15); the summary uses the median. Interleaving spreads a burst of
 # load from other processes over all contenders instead of one. Keep the
@@ -29,7 +29,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 preset=${RTCACHE_BENCH_PRESET:-release}
 min_time=${RTCACHE_BENCH_MIN_TIME:-0.15}
-repetitions=${RTCACHE_BENCH_REPETITIONS:-3}
+repetitions=${RTCACHE_BENCH_REPETITIONS:-5}
 jobs=${RTCACHE_BENCH_JOBS:-2}
 packages=(cmake g++ ninja-build libbenchmark-dev libtbb-dev libcuckoo-dev libabsl-dev)
 
