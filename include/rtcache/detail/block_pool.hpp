@@ -61,24 +61,16 @@ class BlockPool {
 
   /// An uninitialized block. May throw `std::bad_alloc`, changing nothing.
   [[nodiscard]] void* allocate() {
-    ++handed_out_;
-    if (free_ != nullptr) {
-      FreeBlock* block = free_;
+    void* block = free_;
+    if (block != nullptr) {
       RTCACHE_UNPOISON(block, stride_);
-      free_ = block->next;
-      return block;
+      free_ = free_->next;
+    } else {
+      if (next_ == end_) add_chunk();
+      block = std::exchange(next_, next_ + stride_);
+      RTCACHE_UNPOISON(block, stride_);
     }
-    if (next_ == end_) {
-      try {
-        add_chunk();
-      } catch (...) {
-        --handed_out_;
-        throw;
-      }
-    }
-    void* block = next_;
-    next_ += stride_;
-    RTCACHE_UNPOISON(block, stride_);
+    ++handed_out_;
     return block;
   }
 
