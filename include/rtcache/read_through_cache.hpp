@@ -558,32 +558,17 @@ class ReadThroughCache {
   /// For tests: the number of entries made so far (by loads, fills and
   /// writes that did not rewrite a cached value in place).
   [[nodiscard]] std::size_t entries_made() const {
-    std::size_t total = 0;
-    for (const auto& shard : shards_) {
-      std::lock_guard lock(shard->mutex);
-      total += shard->blocks.handed_out();
-    }
-    return total;
+    return sum_over_shards([](const Shard& s) { return s.blocks.handed_out(); });
   }
 
   /// For tests: the bytes the shards hold for entries, in use or free.
   [[nodiscard]] std::size_t entry_memory() const {
-    std::size_t total = 0;
-    for (const auto& shard : shards_) {
-      std::lock_guard lock(shard->mutex);
-      total += shard->blocks.bytes();
-    }
-    return total;
+    return sum_over_shards([](const Shard& s) { return s.blocks.bytes(); });
   }
 
   /// For tests: the number of keys with a load or write in progress.
   [[nodiscard]] std::size_t pending_count() const {
-    std::size_t total = 0;
-    for (const auto& shard : shards_) {
-      std::lock_guard lock(shard->mutex);
-      total += shard->pending.size();
-    }
-    return total;
+    return sum_over_shards([](const Shard& s) { return s.pending.size(); });
   }
 
  private:
@@ -630,6 +615,17 @@ class ReadThroughCache {
   }
 
   static detail::EpochDomain& epochs() noexcept { return detail::EpochDomain::instance(); }
+
+  /// The sum of `count(shard)` over the shards, each read under its lock.
+  template <class Count>
+  std::size_t sum_over_shards(Count count) const {
+    std::size_t total = 0;
+    for (const auto& shard : shards_) {
+      std::lock_guard lock(shard->mutex);
+      total += count(*shard);
+    }
+    return total;
+  }
 
   /// One lock stripe: its table, its policy, its in-progress registry and its
   /// lock, on cache lines of its own.
