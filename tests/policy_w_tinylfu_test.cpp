@@ -24,6 +24,30 @@ std::uint64_t hash_of(std::uint64_t i) { return rtcache::detail::mix64(i * 7919 
 
 // -- the sketch -------------------------------------------------------------
 
+TEST_CASE("the sketch's and the history's sizes are bounded for any capacity") {
+  // Contract point 10: no capacity makes the sizing undefined. Evaluated at
+  // compile time, where an overflow in std::bit_ceil would not compile.
+  constexpr std::size_t kMax = SIZE_MAX;
+  static_assert(FrequencySketch::block_count_for(kMax) == FrequencySketch::kMaxBlocks);
+  static_assert(FrequencySketch::block_count_for(kMax / 2 + 1) == FrequencySketch::kMaxBlocks);
+  static_assert(FrequencySketch::block_count_for(std::size_t{1} << 62) ==
+                FrequencySketch::kMaxBlocks);
+  using Shard = Harness::Shard;
+  static_assert(Shard::history_slots_for(kMax) == std::size_t{1} << 28);
+  static_assert(Shard::history_slots_for(kMax / 4 + 1) == std::size_t{1} << 28);
+  // Ordinary capacities: two words per entry in whole 8-word blocks, four
+  // history slots per entry, both rounded up to a power of two.
+  CHECK(FrequencySketch::block_count_for(0) == 1);
+  CHECK(FrequencySketch::block_count_for(4) == 1);
+  CHECK(FrequencySketch::block_count_for(5) == 2);
+  CHECK(FrequencySketch::block_count_for(1000) == 256);
+  CHECK(FrequencySketch::block_count_for(std::size_t{1} << 28) == FrequencySketch::kMaxBlocks);
+  CHECK(Shard::history_slots_for(0) == 8);
+  CHECK(Shard::history_slots_for(2) == 8);
+  CHECK(Shard::history_slots_for(3) == 16);
+  CHECK(Shard::history_slots_for(1000) == 4096);
+}
+
 TEST_CASE("the sketch counts increments per key") {
   FrequencySketch sketch(1000, 42);
   CHECK(sketch.frequency(hash_of(1)) == 0);

@@ -3,6 +3,7 @@
 /// \file
 /// The frequency sketch of the W-TinyLFU policy.
 
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cstddef>
@@ -44,12 +45,25 @@ class FrequencySketch {
   /// Table words (of 16 counters) per entry of capacity.
   static constexpr std::size_t kWordsPerEntry = 2;
 
+  /// Blocks of the table: at most this many (4 GiB, far beyond any real
+  /// cache's share).
+  static constexpr std::size_t kMaxBlocks = std::size_t{1} << 26;
+
   /// A sketch for a cache of `capacity` entries.
   FrequencySketch(std::size_t capacity, std::uint64_t seed)
       : block_mask_(block_count_for(capacity) - 1),
         blocks_(std::make_unique<Block[]>(block_mask_ + 1)),
-        sample_size_((capacity < 1 ? 1 : capacity) * kSamplesPerEntry),
+        sample_size_(std::clamp<std::size_t>(capacity, 1, SIZE_MAX / kSamplesPerEntry) *
+                     kSamplesPerEntry),
         seed_(seed) {}
+
+  /// The table's size in 64-byte blocks for `capacity` entries:
+  /// kWordsPerEntry words per entry, rounded up to a power of two, one block
+  /// at least and kMaxBlocks at most, for any capacity (no overflow).
+  [[nodiscard]] static constexpr std::size_t block_count_for(std::size_t capacity) noexcept {
+    const std::size_t entries = std::min(capacity, kMaxBlocks * 8 / kWordsPerEntry);
+    return std::bit_ceil(std::max<std::size_t>(entries * kWordsPerEntry, 8)) / 8;
+  }
 
   /// Counts one occurrence of the key with this hash.
   void increment(std::uint64_t hash) noexcept {
@@ -200,14 +214,6 @@ class FrequencySketch {
   struct alignas(64) Block {
     std::uint64_t words[8] = {};
   };
-
-  static std::size_t block_count_for(std::size_t capacity) noexcept {
-    // kWordsPerEntry words per entry, in whole blocks of 8 words.
-    const std::size_t words = capacity < 4 ? 8 : capacity * kWordsPerEntry;
-    const std::size_t max_blocks = std::size_t{1} << 26;  // 4 GiB: far beyond any real cache
-    const std::size_t blocks = std::bit_ceil(words) / 8;
-    return blocks > max_blocks ? max_blocks : blocks;
-  }
 
   [[nodiscard]] std::uint64_t spread(std::uint64_t hash) const noexcept {
     return mix64(hash ^ seed_);

@@ -3,6 +3,7 @@
 /// \file
 /// Adaptive W-TinyLFU eviction.
 
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cstddef>
@@ -129,11 +130,19 @@ struct BasicWTinyLfu {
       window_max_ = capacity_ / kInitialWindowDivisor;
       protected_max_ = static_cast<std::size_t>(kProtectedShare * (capacity_ - window_max_));
       step_ = -kStepShare * static_cast<double>(capacity_);
-      const std::size_t slots = capacity_ * kHistoryPerEntry;
-      history_mask_ = std::bit_ceil(slots < kMinHistory ? kMinHistory : slots) - 1;
+      history_mask_ = history_slots_for(capacity_) - 1;
       history_ = std::make_unique<std::uint32_t[]>(history_mask_ + 1);
       history_shift_ = history_shift_for(capacity_);
       stamp_slack_ = static_cast<std::uint32_t>(capacity_ / kStampSlackDivisor);
+    }
+
+    /// The slots of the history of departed keys for a shard of `capacity`
+    /// entries: kHistoryPerEntry per entry, rounded up to a power of two,
+    /// kMinHistory at least and kMaxHistory at most, for any capacity (no
+    /// overflow).
+    [[nodiscard]] static constexpr std::size_t history_slots_for(std::size_t capacity) noexcept {
+      const std::size_t entries = std::min(capacity, kMaxHistory / kHistoryPerEntry);
+      return std::bit_ceil(std::max(entries * kHistoryPerEntry, kMinHistory));
     }
 
     // A new entry starts unreferenced (the hook's initial state); it is not
@@ -301,6 +310,7 @@ struct BasicWTinyLfu {
     static constexpr std::size_t kSettleScan = 2 * kVictimSample;
     static constexpr std::size_t kHistoryPerEntry = 4;  // slots of departed keys' last uses
     static constexpr std::size_t kMinHistory = 8;
+    static constexpr std::size_t kMaxHistory = std::size_t{1} << 28;  // 1 GiB of slots
     static constexpr unsigned kRandomAdmissionMinFrequency = 6;
     static constexpr std::uint64_t kRandomAdmissionMask = 127;  // admit 1 in 128
     static constexpr std::uint32_t kHitBatch = 16;              // a power of two
