@@ -1812,7 +1812,7 @@ class ReadThroughCache {
   /// Destroys an entry no reader can still see, and gives its block back to
   /// the shard's pool for the next one.
   void free_entry_locked(Shard& shard, Entry* e) const noexcept {
-    shard.blocks.deallocate(entries_.release(e));
+    entries_.destroy(e, shard.blocks);
   }
 
   /// Hands an unlinked entry to epoch reclamation. Lock-free readers may still

@@ -9,13 +9,8 @@
 #include <utility>
 #include <vector>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define RTCACHE_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define RTCACHE_ASAN 1
-#endif
-#endif
+#include "macros.hpp"
+
 #if defined(RTCACHE_ASAN) && __has_include(<sanitizer/asan_interface.h>)
 #include <sanitizer/asan_interface.h>
 #define RTCACHE_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))

@@ -142,6 +142,9 @@ class EntryLayout {
     return reinterpret_cast<char*>(e) - prefix_;
   }
 
+  /// Destroys the entry and gives its block back to `pool`.
+  void destroy(Entry* e, BlockPool& pool) const noexcept { pool.deallocate(release(e)); }
+
   [[nodiscard]] std::size_t block_size() const noexcept { return prefix_ + sizeof(Entry); }
   /// The alignment a block needs.
   [[nodiscard]] static constexpr std::size_t block_alignment() noexcept { return kAlign; }
@@ -181,7 +184,7 @@ class EntryLayout {
     Owner(const Owner&) = delete;
     Owner& operator=(const Owner&) = delete;
     ~Owner() {
-      if (e_ != nullptr) pool_.deallocate(layout_.release(e_));
+      if (e_ != nullptr) layout_.destroy(e_, pool_);
     }
     Entry* get() const noexcept { return e_; }
     Entry* operator->() const noexcept { return e_; }

@@ -23,19 +23,13 @@
 #include <cstdint>
 #include <exception>
 
+#include "macros.hpp"
+
 #if defined(__linux__) && __has_include(<linux/membarrier.h>)
 #include <linux/membarrier.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #define RTCACHE_HAS_MEMBARRIER 1
-#endif
-
-#if defined(__SANITIZE_THREAD__)
-#define RTCACHE_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define RTCACHE_TSAN 1
-#endif
 #endif
 
 namespace rtcache::detail {

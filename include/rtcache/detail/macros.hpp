@@ -21,3 +21,20 @@
 #else
 #define RTCACHE_ALWAYS_INLINE
 #endif
+
+/// RTCACHE_TSAN / RTCACHE_ASAN: defined when the library is built under
+/// ThreadSanitizer / AddressSanitizer (GCC's and Clang's ways of saying so).
+#if defined(__SANITIZE_THREAD__)
+#define RTCACHE_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RTCACHE_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define RTCACHE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RTCACHE_ASAN 1
+#endif
+#endif
