@@ -147,7 +147,7 @@ class ReadThroughCache {
     shard_storage_.emplace(shard_count, [&](std::size_t i, Shard* at) {
       const std::size_t share =
           options_.capacity / shard_count + (i < options_.capacity % shard_count ? 1 : 0);
-      std::construct_at(at, share, detail::mix64(seed_ + i), !hooks_.weigher,
+      std::construct_at(at, share, detail::mix64(seed_ + i), entries_.weights(),
                         entries_.block_size());
     });
     shards_.reserve(shard_count);
@@ -596,6 +596,15 @@ class ReadThroughCache {
     }
   }();
 
+  /// Policies that replace memory lock-free readers use (W-TinyLFU's
+  /// sketch, when a weighted shard outgrows it) keep the old memory until
+  /// `reclaim(safe)` says no reader can still hold it, as the table does
+  /// with its bucket arrays.
+  static constexpr bool kPolicyRetires = requires(ShardPolicy & p) {
+    { p.has_retired() } -> std::same_as<bool>;
+    p.reclaim([](std::uint64_t) { return true; });
+  };
+
   /// An unlinked entry and the epoch it was unlinked in, or kUnstamped until
   /// the next reclaim stamps every entry retired since the previous one with
   /// one read of the epoch (a later stamp than the unlink's only delays the
@@ -636,20 +645,41 @@ class ReadThroughCache {
   /// sizes, the policy) comes after, so that replaying hits or inserting
   /// does not take the lines that every hit needs from the other cores.
   struct alignas(64) Shard {
-    /// `counts_entries`: the share is in entries (no weigher), so the table
-    /// never needs buckets for more; with a weigher it holds any number of
-    /// entries up to the share in weight.
-    Shard(std::size_t share, std::uint64_t seed, bool counts_entries, std::size_t block_size)
+    /// Without a weigher the share is in entries, so the table never needs
+    /// buckets for more; with one it holds any number of entries up to the
+    /// share in weight.
+    Shard(std::size_t share, std::uint64_t seed, EntryWeights<Entry> weights,
+          std::size_t block_size)
         : reads(std::thread::hardware_concurrency()),
           capacity(share),
           retired_capacity(retired_capacity_for(share)),
           reclaim_every(retired_capacity / 8),
           table(detail::ChainedTable<Entry>::kMinBuckets,
-                counts_entries ? share : detail::ChainedTable<Entry>::kUnbounded),
-          policy(share, seed),
+                weights.weighted() ? detail::ChainedTable<Entry>::kUnbounded : share),
+          policy(make_policy(share, seed, weights)),
           blocks(block_size, detail::EntryLayout<Entry>::block_alignment()) {
       retired.reserve(retired_capacity);
       reclaim_at = reclaim_every;
+    }
+
+    /// The policy gets the entries' weights if it can use them.
+    static ShardPolicy make_policy(std::size_t share, std::uint64_t seed,
+                                   EntryWeights<Entry> weights) {
+      if constexpr (std::constructible_from<ShardPolicy, std::size_t, std::uint64_t,
+                                            EntryWeights<Entry>>) {
+        return ShardPolicy(share, seed, weights);
+      } else {
+        return ShardPolicy(share, seed);
+      }
+    }
+
+    /// True while the table or the policy keeps memory that readers may
+    /// still see, waiting for `reclaim_locked`.
+    [[nodiscard]] bool has_retired_memory() const noexcept {
+      if constexpr (kPolicyRetires) {
+        if (policy.has_retired()) return true;
+      }
+      return table.has_retired();
     }
 
     mutable detail::ReadBuffer<Entry> reads;  // hits not yet shown to the policy
@@ -1745,8 +1775,9 @@ class ReadThroughCache {
       shard.weight += entries_.weight(*fresh);
       shard.policy.on_insert(*fresh.release());
       // A grown table keeps its old bucket array until readers are done
-      // with it: free it soon, even if nothing is evicted meanwhile.
-      if (shard.table.has_retired() && ++shard.inserts_since_reclaim >= shard.reclaim_every) {
+      // with it (and so may the policy): free it soon, even if nothing is
+      // evicted meanwhile.
+      if (shard.has_retired_memory() && ++shard.inserts_since_reclaim >= shard.reclaim_every) {
         shard.inserts_since_reclaim = 0;
         reclaim_locked(shard, /*wait=*/false);
       }
@@ -1849,7 +1880,7 @@ class ReadThroughCache {
     }
     if (wait && !shard.retired.empty()) {
       now = wait_for_grace(shard.retired.back().stamp);
-    } else if (shard.retired.size() >= shard.retired_capacity / 2 || shard.table.has_retired()) {
+    } else if (shard.retired.size() >= shard.retired_capacity / 2 || shard.has_retired_memory()) {
       now = epochs().try_advance();
     }
     const auto safe = [now](std::uint64_t stamp) {
@@ -1868,6 +1899,7 @@ class ReadThroughCache {
     }
     shard.retired.erase(shard.retired.begin(), kept);
     shard.table.reclaim(safe);
+    if constexpr (kPolicyRetires) shard.policy.reclaim(safe);
     shard.reclaim_at = std::min(shard.retired_capacity, shard.retired.size() + shard.reclaim_every);
   }
 

@@ -12,6 +12,42 @@
 #include "../versioned.hpp"
 #include "block_pool.hpp"
 
+namespace rtcache {
+
+namespace detail {
+template <class Entry>
+class EntryLayout;
+}  // namespace detail
+
+/// The weight of a cached entry, as the cache's weigher gave it: what a
+/// policy needs to measure its regions in weight rather than in entries. A
+/// policy's `Shard` that is constructible from `(capacity, seed, weights)`
+/// gets one from the cache (see `ShardPolicyFor`); its `capacity` is then in
+/// weight when `weighted()`, and in entries otherwise.
+template <class Entry>
+class EntryWeights {
+ public:
+  /// Every entry weighs 1: a cache without a weigher.
+  constexpr EntryWeights() noexcept = default;
+
+  /// True when the cache has a weigher (and capacities are in weight).
+  [[nodiscard]] constexpr bool weighted() const noexcept { return offset_ != 0; }
+
+  /// The weight of `e`, an entry of the cache that made this object.
+  [[nodiscard]] std::uint32_t operator()(const Entry& e) const noexcept {
+    if (offset_ == 0) return 1;
+    return *reinterpret_cast<const std::uint32_t*>(reinterpret_cast<const char*>(&e) - offset_);
+  }
+
+ private:
+  friend class detail::EntryLayout<Entry>;
+  explicit constexpr EntryWeights(std::size_t offset) noexcept : offset_(offset) {}
+
+  std::size_t offset_ = 0;  // from the weight to the entry; 0: no weights
+};
+
+}  // namespace rtcache
+
 namespace rtcache::detail {
 
 /// Times on the cache's clock, in nanoseconds.
@@ -171,9 +207,11 @@ class EntryLayout {
   }
 
   /// The entry's weight: 1 without a weigher.
-  [[nodiscard]] std::uint32_t weight(const Entry& e) const noexcept {
-    if (!weighted_) return 1;
-    return *weight_address(const_cast<Entry*>(&e));
+  [[nodiscard]] std::uint32_t weight(const Entry& e) const noexcept { return weights()(e); }
+
+  /// The same, as an object a policy can keep.
+  [[nodiscard]] EntryWeights<Entry> weights() const noexcept {
+    return weighted_ ? EntryWeights<Entry>(times_ + kWeightSpace) : EntryWeights<Entry>();
   }
 
   /// Owns an entry until it is linked.

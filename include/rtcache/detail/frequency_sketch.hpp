@@ -9,7 +9,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
+#include "epoch.hpp"
 #include "hash.hpp"
 #include "prefetch.hpp"
 #include "striped_counters.hpp"
@@ -36,7 +38,13 @@ namespace rtcache::detail {
 /// The key's hash is spread once more with the seed, so the block and the
 /// counters do not depend only on bits the cache also uses to pick a shard or
 /// a bucket, and so that keys crafted to collide in one process do not collide
-/// in another. Not thread-safe: the owner serializes calls.
+/// in another. Not thread-safe: the owner serializes calls, except that
+/// lock-free readers may call `increment_shared` and `generation`.
+///
+/// `resize` replaces the table by an empty one for another capacity (a
+/// weighted cache's shard learns its number of entries as it fills). Readers
+/// inside an epoch guard (epoch.hpp) may still be counting in the old table:
+/// it is kept until `reclaim` is told no reader can hold it any more.
 class FrequencySketch {
  public:
   static constexpr unsigned kMaxCount = 15;
@@ -51,11 +59,42 @@ class FrequencySketch {
 
   /// A sketch for a cache of `capacity` entries.
   FrequencySketch(std::size_t capacity, std::uint64_t seed)
-      : block_mask_(block_count_for(capacity) - 1),
-        blocks_(std::make_unique<Block[]>(block_mask_ + 1)),
-        sample_size_(std::clamp<std::size_t>(capacity, 1, SIZE_MAX / kSamplesPerEntry) *
-                     kSamplesPerEntry),
-        seed_(seed) {}
+      : table_(make_table(capacity)), sample_size_(sample_size_for(capacity)), seed_(seed) {}
+
+  ~FrequencySketch() {
+    destroy_table(table_.load(std::memory_order_relaxed));
+    for (const Retired& r : retired_) destroy_table(r.table);
+  }
+  FrequencySketch(const FrequencySketch&) = delete;
+  FrequencySketch& operator=(const FrequencySketch&) = delete;
+
+  /// Starts over, empty, with the table and sample size for `capacity`
+  /// entries. The old table is retired (see `reclaim`). Throws
+  /// `std::bad_alloc`, and then changes nothing.
+  void resize(std::size_t capacity) {
+    retired_.reserve(retired_.size() + 1);
+    const std::uintptr_t fresh = make_table(capacity);
+    const std::uintptr_t old = table_.exchange(fresh, std::memory_order_acq_rel);
+    sample_size_ = sample_size_for(capacity);
+    additions_.set(0);
+    bump_generation();  // keys seen saturated in the old table are not in this one
+    // Stamped after the new table is published (the stamp is a
+    // read-modify-write of the epoch), as the hash table's bucket arrays are.
+    retired_.push_back(Retired{EpochDomain::instance().stamp(), old});
+  }
+
+  /// True while replaced tables wait for `reclaim`.
+  [[nodiscard]] bool has_retired() const noexcept { return !retired_.empty(); }
+
+  /// Frees the replaced tables whose stamp satisfies `safe(stamp)`.
+  template <class Safe>
+  void reclaim(Safe&& safe) noexcept {
+    std::erase_if(retired_, [&](const Retired& r) {
+      if (!safe(r.stamp)) return false;
+      destroy_table(r.table);
+      return true;
+    });
+  }
 
   /// The table's size in 64-byte blocks for `capacity` entries:
   /// kWordsPerEntry words per entry, rounded up to a power of two, one block
@@ -114,13 +153,13 @@ class FrequencySketch {
   /// Asks the processor to fetch the block of the key's counters, for a
   /// later `increment` (so that its cache miss overlaps other work).
   RTCACHE_ALWAYS_INLINE void prefetch(std::uint64_t hash) const noexcept {
-    detail::prefetch(&blocks_[spread(hash) & block_mask_]);
+    detail::prefetch(&block_for(spread(hash)));
   }
 
   /// The estimated number of recent occurrences of the key, at most 15.
   [[nodiscard]] unsigned frequency(std::uint64_t hash) const noexcept {
     const std::uint64_t h = spread(hash);
-    const Block& block = blocks_[h & block_mask_];
+    const Block& block = block_for(h);
     unsigned min = kMaxCount;
     for (unsigned row = 0; row < kRows; ++row) {
       const unsigned count = read(block, h, row);
@@ -132,16 +171,17 @@ class FrequencySketch {
   /// Halves every counter (the aging step, also run automatically).
   void halve() noexcept {
     std::size_t odd = 0;
-    for (std::size_t b = 0; b <= block_mask_; ++b) {
-      for (std::uint64_t& w : blocks_[b].words) {
+    const std::uintptr_t table = table_.load(std::memory_order_relaxed);
+    Block* blocks = blocks_of(table);
+    for (std::size_t b = 0; b <= mask_of(table); ++b) {
+      for (std::uint64_t& w : blocks[b].words) {
         Word word(w);
         const std::uint64_t value = word.load(std::memory_order_relaxed);
         odd += static_cast<std::size_t>(std::popcount(value & kLowBits));
         word.store((value >> 1) & kHalfMask, std::memory_order_relaxed);
       }
     }
-    const auto next = static_cast<std::uint16_t>(generation_.load(std::memory_order_relaxed) + 1);
-    generation_.store(next != 0 ? next : 1, std::memory_order_release);
+    bump_generation();
     // Each halved odd counter lost half an increment; count them as lost.
     const std::size_t lost = odd / kRows;
     const std::size_t total = additions();
@@ -155,11 +195,13 @@ class FrequencySketch {
   /// Increments between two halvings.
   [[nodiscard]] std::size_t sample_size() const noexcept { return sample_size_; }
   /// Number of 64-byte blocks.
-  [[nodiscard]] std::size_t block_count() const noexcept { return block_mask_ + 1; }
+  [[nodiscard]] std::size_t block_count() const noexcept {
+    return mask_of(table_.load(std::memory_order_relaxed)) + 1;
+  }
 
   /// For tests: the index of the 64-byte block that holds the key's counters.
   [[nodiscard]] std::size_t block_of(std::uint64_t hash) const noexcept {
-    return static_cast<std::size_t>(spread(hash) & block_mask_);
+    return static_cast<std::size_t>(spread(hash) & mask_of(table_.load(std::memory_order_relaxed)));
   }
 
   /// For tests: calls `f(word_address, shift)` for each of the key's four
@@ -167,7 +209,7 @@ class FrequencySketch {
   template <class F>
   void for_each_counter(std::uint64_t hash, F&& f) const {
     const std::uint64_t h = spread(hash);
-    const Block& block = blocks_[h & block_mask_];
+    const Block& block = block_for(h);
     for (unsigned row = 0; row < kRows; ++row) {
       f(&block.words[word_index(h, row)], shift(h, row));
     }
@@ -194,7 +236,7 @@ class FrequencySketch {
   template <class Add>
   Bumped bump(std::uint64_t hash, Add add) noexcept {
     const std::uint64_t h = spread(hash);
-    Block& block = blocks_[h & block_mask_];
+    Block& block = block_for(h);
     Bumped bumped;
     for (unsigned row = 0; row < kRows; ++row) {
       // One byte of the high half per row: its low bit picks the row's word,
@@ -215,6 +257,46 @@ class FrequencySketch {
     std::uint64_t words[8] = {};
   };
 
+  // The table, as one word that readers load at once: the address of its
+  // blocks (aligned to 64, so its low 6 bits are free) plus the base-2
+  // logarithm of their number (at most 26).
+  static constexpr std::uintptr_t kLogBits = 63;
+  static_assert(alignof(Block) > kLogBits && kMaxBlocks <= std::size_t{1} << kLogBits);
+
+  static std::uintptr_t make_table(std::size_t capacity) {
+    const std::size_t count = block_count_for(capacity);
+    Block* blocks = new Block[count];  // value-initialized: all counters 0
+    return reinterpret_cast<std::uintptr_t>(blocks) |
+           static_cast<std::uintptr_t>(std::countr_zero(count));
+  }
+  static void destroy_table(std::uintptr_t table) noexcept { delete[] blocks_of(table); }
+  static Block* blocks_of(std::uintptr_t table) noexcept {
+    return reinterpret_cast<Block*>(table & ~kLogBits);
+  }
+  static std::size_t mask_of(std::uintptr_t table) noexcept {
+    return (std::size_t{1} << (table & kLogBits)) - 1;
+  }
+
+  // Acquire: a reader of a fresh table sees its zeroed counters.
+  Block& block_for(std::uint64_t h) const noexcept {
+    const std::uintptr_t table = table_.load(std::memory_order_acquire);
+    return blocks_of(table)[h & mask_of(table)];
+  }
+
+  static std::size_t sample_size_for(std::size_t capacity) noexcept {
+    return std::clamp<std::size_t>(capacity, 1, SIZE_MAX / kSamplesPerEntry) * kSamplesPerEntry;
+  }
+
+  void bump_generation() noexcept {
+    const auto next = static_cast<std::uint16_t>(generation_.load(std::memory_order_relaxed) + 1);
+    generation_.store(next != 0 ? next : 1, std::memory_order_release);
+  }
+
+  struct Retired {
+    std::uint64_t stamp;
+    std::uintptr_t table;
+  };
+
   [[nodiscard]] std::uint64_t spread(std::uint64_t hash) const noexcept {
     return mix64(hash ^ seed_);
   }
@@ -233,14 +315,14 @@ class FrequencySketch {
     return static_cast<unsigned>((value >> shift(h, row)) & 15);
   }
 
-  std::size_t block_mask_;
-  std::unique_ptr<Block[]> blocks_;
+  std::atomic<std::uintptr_t> table_;
   std::size_t sample_size_;
   std::uint64_t seed_;
   std::atomic<std::uint16_t> generation_{1};
   // Increments since the last halving, added to by lock-free readers
   // (increment_shared): striped, on lines away from what they read.
   StripedCount additions_;
+  std::vector<Retired> retired_;  // replaced tables, until no reader holds them
 };
 
 }  // namespace rtcache::detail

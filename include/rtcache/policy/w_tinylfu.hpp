@@ -9,7 +9,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <new>
+#include <utility>
 
+#include "../detail/entry.hpp"
 #include "../detail/frequency_sketch.hpp"
 #include "../detail/hash.hpp"
 #include "../detail/intrusive_list.hpp"
@@ -97,7 +100,14 @@ namespace rtcache::policy {
 ///   in batches of 16 per thread; `docs/hit-ratio.md` has both variants'
 ///   hit ratios.
 ///
-/// Sizes are counted in entries.
+/// Sizes are counted in entries, or in weight in a cache with a weigher (as
+/// in Caffeine): the window, the protected segment and the hill climber's
+/// steps are shares of the capacity in weight. The sketch and the history
+/// of departed keys are sized by the number of entries, which a weighted
+/// shard only learns as it fills: they start small and are replaced by
+/// larger, empty ones each time the shard's entries outgrow them (the
+/// sketch's old table is retired through the epochs, as readers may still
+/// count in it).
 template <bool kClock>
 struct BasicWTinyLfu {
   /// The CLOCK variant's `on_access` only touches relaxed atomics, so the
@@ -121,19 +131,21 @@ struct BasicWTinyLfu {
   template <class Entry>
   class Shard {
    public:
-    Shard(std::size_t capacity, std::uint64_t seed)
+    /// A shard of `capacity` entries.
+    Shard(std::size_t capacity, std::uint64_t seed) : Shard(capacity, seed, {}) {}
+
+    /// A shard of `capacity` in the unit of `weights`: weight with a
+    /// weigher, entries without.
+    Shard(std::size_t capacity, std::uint64_t seed, EntryWeights<Entry> weights)
         : capacity_(capacity),
-          sketch_(capacity, seed),
-          random_state_(seed ^ 0x5851f42d4c957f2dULL),
-          sample_size_(capacity * kSamplesPerEntry < kMinSampleSize ? kMinSampleSize
-                                                                    : capacity * kSamplesPerEntry) {
+          weights_(weights),
+          sized_for_(weights.weighted() ? std::min(capacity, kFirstWeightedSizing) : capacity),
+          sketch_(sized_for_, seed),
+          random_state_(seed ^ 0x5851f42d4c957f2dULL) {
       window_max_ = capacity_ / kInitialWindowDivisor;
       protected_max_ = static_cast<std::size_t>(kProtectedShare * (capacity_ - window_max_));
       step_ = -kStepShare * static_cast<double>(capacity_);
-      history_mask_ = history_slots_for(capacity_) - 1;
-      history_ = std::make_unique<std::uint32_t[]>(history_mask_ + 1);
-      history_shift_ = history_shift_for(capacity_);
-      stamp_slack_ = static_cast<std::uint32_t>(capacity_ / kStampSlackDivisor);
+      size_by_entries();
     }
 
     /// The slots of the history of departed keys for a shard of `capacity`
@@ -156,10 +168,12 @@ struct BasicWTinyLfu {
       }
       ++misses_in_sample_;
       tick();
+      if (++entries_ > grow_at_) [[unlikely]]
+        grow_sizing();
       set_stamp(e, previous_use(e.hash));
       e.region = kWindow;
       window_.push_back(e);
-      ++window_size_;
+      window_size_ += weight(e);
       spill_window();
       climb_if_sampled();
     }
@@ -204,6 +218,9 @@ struct BasicWTinyLfu {
       fresh.region = old.region;
       set_stamp(fresh, clock());
       list_of(old).replace(old, fresh);
+      std::size_t& size = size_of(fresh.region);
+      size = size - weight(old) + weight(fresh);
+      if (fresh.region == kProtected) demote_protected_overflow();
       if constexpr (kClock) {
         fresh.referenced.store(1, std::memory_order_relaxed);
         // Same key, same counters: the new entry's hits may skip the sketch
@@ -227,9 +244,8 @@ struct BasicWTinyLfu {
 
     void on_remove(Entry& e) noexcept {
       list_of(e).erase(e);
-      if (e.region == kWindow) --window_size_;
-      if (e.region == kProtected) --protected_size_;
-      if (e.region == kProbation) --probation_size_;
+      size_of(e.region) -= weight(e);
+      --entries_;
     }
 
     Entry* evict() noexcept {
@@ -267,6 +283,21 @@ struct BasicWTinyLfu {
       for (Entry* e = window_.front(); e != nullptr; e = window_.next(*e)) f(*e);
     }
 
+    /// For tests: the number of entries the sketch and the history are sized
+    /// for (the capacity, or with weights what the shard has held so far).
+    [[nodiscard]] std::size_t sized_for() const noexcept { return sized_for_; }
+    /// For tests: the slots of the history of departed keys.
+    [[nodiscard]] std::size_t history_slots() const noexcept { return history_mask_ + 1; }
+
+    /// The sketch's replaced tables wait for readers to leave (see
+    /// `detail::FrequencySketch::resize`); the cache calls these as it
+    /// reclaims its own memory.
+    [[nodiscard]] bool has_retired() const noexcept { return sketch_.has_retired(); }
+    template <class Safe>
+    void reclaim(Safe&& safe) noexcept {
+      sketch_.reclaim(std::forward<Safe>(safe));
+    }
+
     /// For tests: the current window share and the sketch.
     [[nodiscard]] std::size_t window_capacity() const noexcept { return window_max_; }
     [[nodiscard]] std::size_t protected_capacity() const noexcept { return protected_max_; }
@@ -275,16 +306,20 @@ struct BasicWTinyLfu {
     [[nodiscard]] std::size_t protected_size() const noexcept { return protected_size_; }
     [[nodiscard]] const detail::FrequencySketch& sketch() const noexcept { return sketch_; }
 
-    /// For tests: true when the structure holds exactly `resident` entries.
+    /// For tests: true when the structure holds exactly `resident` entries
+    /// and its sizes are their weights.
     [[nodiscard]] bool check_invariants(std::size_t resident) const noexcept {
       if (!window_.well_formed() || !probation_.well_formed() || !protected_.well_formed()) {
         return false;
       }
-      if (window_.count() != window_size_ || probation_.count() != probation_size_ ||
-          protected_.count() != protected_size_) {
+      if (weight_of(window_) != window_size_ || weight_of(probation_) != probation_size_ ||
+          weight_of(protected_) != protected_size_) {
         return false;
       }
-      if (window_size_ + probation_size_ + protected_size_ != resident) return false;
+      if (window_.count() + probation_.count() + protected_.count() != resident ||
+          entries_ != resident) {
+        return false;
+      }
       if (!all_in(window_, kWindow) || !all_in(probation_, kProbation) ||
           !all_in(protected_, kProtected)) {
         return false;
@@ -308,7 +343,8 @@ struct BasicWTinyLfu {
     static constexpr unsigned kAdmissionMargin = 1;
     static constexpr std::size_t kVictimSample = 8;
     static constexpr std::size_t kSettleScan = 2 * kVictimSample;
-    static constexpr std::size_t kHistoryPerEntry = 4;  // slots of departed keys' last uses
+    static constexpr std::size_t kFirstWeightedSizing = 256;  // entries, doubled as needed
+    static constexpr std::size_t kHistoryPerEntry = 4;        // slots of departed keys' last uses
     static constexpr std::size_t kMinHistory = 8;
     static constexpr std::size_t kMaxHistory = std::size_t{1} << 28;  // 1 GiB of slots
     static constexpr unsigned kRandomAdmissionMinFrequency = 6;
@@ -324,6 +360,49 @@ struct BasicWTinyLfu {
     detail::IntrusiveList<Entry>& list_of(const Entry& e) noexcept {
       if (e.region == kWindow) return window_;
       return e.region == kProbation ? probation_ : protected_;
+    }
+    std::size_t& size_of(std::uint8_t region) noexcept {
+      if (region == kWindow) return window_size_;
+      return region == kProbation ? probation_size_ : protected_size_;
+    }
+
+    [[nodiscard]] std::size_t weight(const Entry& e) const noexcept { return weights_(e); }
+    [[nodiscard]] std::size_t weight_of(const detail::IntrusiveList<Entry>& list) const noexcept {
+      std::size_t total = 0;
+      for (Entry* e = list.front(); e != nullptr; e = list.next(*e)) total += weight(*e);
+      return total;
+    }
+
+    // Sizes what depends on the number of entries, for sized_for_ of them:
+    // the history of departed keys (empty), its clock units, the hill
+    // climber's sample period and the CLOCK variant's stamp slack. The
+    // sketch is sized apart. Throws std::bad_alloc, and then changes nothing.
+    void size_by_entries() {
+      const std::size_t slots = history_slots_for(sized_for_);
+      history_ = std::make_unique<std::uint32_t[]>(slots);
+      history_mask_ = slots - 1;
+      history_shift_ = history_shift_for(sized_for_);
+      stamp_slack_ = static_cast<std::uint32_t>(
+          std::min<std::size_t>(sized_for_ / kStampSlackDivisor, UINT32_MAX));
+      sample_size_ = sized_for_ > SIZE_MAX / kSamplesPerEntry
+                         ? SIZE_MAX
+                         : std::max(sized_for_ * kSamplesPerEntry, kMinSampleSize);
+      grow_at_ = weights_.weighted() ? sized_for_ : SIZE_MAX;
+    }
+
+    // A weighted shard holds more entries than its sketch and history are
+    // sized for: replace them by empty ones for twice as many (Caffeine also
+    // starts its sketch over when it grows it). Out of memory, it keeps the
+    // present ones and tries again at twice as many entries.
+    void grow_sizing() noexcept {
+      const std::size_t target = sized_for_ > SIZE_MAX / 2 ? SIZE_MAX : sized_for_ * 2;
+      try {
+        sketch_.resize(target);
+        sized_for_ = target;
+        size_by_entries();
+      } catch (const std::bad_alloc&) {
+        grow_at_ = grow_at_ > SIZE_MAX / 2 ? SIZE_MAX : grow_at_ * 2;
+      }
     }
 
     static bool all_in(const detail::IntrusiveList<Entry>& list, std::uint8_t region) noexcept {
@@ -354,10 +433,10 @@ struct BasicWTinyLfu {
         return;
       }
       probation_.erase(e);
-      --probation_size_;
+      probation_size_ -= weight(e);
       e.region = kProtected;
       protected_.push_back(e);
-      ++protected_size_;
+      protected_size_ += weight(e);
       demote_protected_overflow();
     }
 
@@ -371,10 +450,10 @@ struct BasicWTinyLfu {
           continue;
         }
         protected_.erase(*demoted);
-        --protected_size_;
+        protected_size_ -= weight(*demoted);
         demoted->region = kProbation;
         probation_.push_back(*demoted);
-        ++probation_size_;
+        probation_size_ += weight(*demoted);
       }
     }
 
@@ -456,30 +535,27 @@ struct BasicWTinyLfu {
 
     void move_window_to_probation(Entry& e) noexcept {
       window_.erase(e);
-      --window_size_;
+      window_size_ -= weight(e);
       e.region = kProbation;
       set_stamp(e, clock());  // it was used while in the window, shortly before
       probation_.push_back(e);
-      ++probation_size_;
+      probation_size_ += weight(e);
     }
 
     // Candidates leave the window right after their last use, or soon after.
     Entry* remove_from_window(Entry& e) noexcept {
       remember(e.hash, clock());
       window_.erase(e);
-      --window_size_;
+      window_size_ -= weight(e);
+      --entries_;
       return &e;
     }
 
     void remove_from_main(Entry& e) noexcept {
       remember(e.hash, stamp_of(e));
-      if (e.region == kProbation) {
-        probation_.erase(e);
-        --probation_size_;
-      } else {
-        protected_.erase(e);
-        --protected_size_;
-      }
+      list_of(e).erase(e);
+      size_of(e.region) -= weight(e);
+      --entries_;
     }
 
     // A candidate used at least two times more than the victim gets in. One
@@ -612,14 +688,16 @@ struct BasicWTinyLfu {
       demote_protected_overflow();
       // The main space's oldest entries move to the window, to compete again
       // when they leave it.
-      for (std::size_t moved = 0; moved < quota; ++moved) {
+      for (std::size_t moved = 0; moved < quota;) {
         Entry* e = probation_.front();
         if (e == nullptr) break;
+        const std::size_t w = weight(*e);
         probation_.erase(*e);
-        --probation_size_;
+        probation_size_ -= w;
         e->region = kWindow;
         window_.push_back(*e);
-        ++window_size_;
+        window_size_ += w;
+        moved += w != 0 ? w : 1;
       }
     }
 
@@ -627,12 +705,18 @@ struct BasicWTinyLfu {
       const std::size_t quota = amount < window_max_ ? amount : window_max_;
       window_max_ -= quota;
       protected_max_ += quota;
-      for (std::size_t moved = 0; moved < quota && window_size_ > window_max_; ++moved) {
-        move_window_to_probation(*window_.front());
+      for (std::size_t moved = 0; moved < quota && window_size_ > window_max_;) {
+        Entry& e = *window_.front();
+        moved += std::max<std::size_t>(weight(e), 1);
+        move_window_to_probation(e);
       }
     }
 
     std::size_t capacity_;
+    EntryWeights<Entry> weights_;
+    std::size_t sized_for_;           // entries the sketch and the history are sized for
+    std::size_t grow_at_ = SIZE_MAX;  // entries beyond which they grow (weighted only)
+    std::size_t entries_ = 0;
     std::size_t window_max_ = 1;
     std::size_t protected_max_ = 0;
     std::size_t window_size_ = 0;
@@ -651,7 +735,7 @@ struct BasicWTinyLfu {
     // key overwrites).
     std::unique_ptr<std::uint32_t[]> history_;
     unsigned history_shift_ = 0;
-    std::size_t sample_size_;
+    std::size_t sample_size_ = 0;
     std::size_t hits_in_sample_ = 0;
     std::size_t misses_in_sample_ = 0;
     double previous_hit_ratio_ = 0.0;
