@@ -1,7 +1,10 @@
-// Quality bar: the hit path allocates nothing. This executable replaces the
+// Quality bar: the hit path allocates nothing, and a cache allocates for
+// what it holds, not for its capacity in weight. This executable replaces the
 // global operator new to count allocations, and checks that gets of cached
 // keys make none, whatever the policy (the default takes hits lock-free, LRU
 // through the read buffer and its drains, SIEVE with a visited bit).
+
+#include <malloc.h>
 
 #include <atomic>
 #include <cstddef>
@@ -15,6 +18,7 @@
 
 namespace {
 std::atomic<std::size_t> g_allocations{0};
+std::atomic<std::size_t> g_live_bytes{0};  // allocated and not yet freed
 
 void* counted(std::size_t size, std::size_t alignment) {
   g_allocations.fetch_add(1, std::memory_order_relaxed);
@@ -25,13 +29,17 @@ void* counted(std::size_t size, std::size_t alignment) {
     p = nullptr;
   }
   if (p == nullptr) throw std::bad_alloc();
+  g_live_bytes.fetch_add(malloc_usable_size(p), std::memory_order_relaxed);
   return p;
 }
 
 // Out of line, so that the compiler does not pair this free with the
 // operator new it was given (it warns of a mismatch, wrongly, for
 // replacement functions).
-[[gnu::noinline]] void release(void* p) noexcept { std::free(p); }
+[[gnu::noinline]] void release(void* p) noexcept {
+  g_live_bytes.fetch_sub(malloc_usable_size(p), std::memory_order_relaxed);
+  std::free(p);
+}
 
 constexpr std::size_t kPlain = alignof(std::max_align_t);
 }  // namespace
@@ -118,4 +126,24 @@ TEMPLATE_TEST_CASE("a write of a cached small value rewrites it in place and all
   strings.put(1, "b");
   CHECK(strings.entries_made() == strings_made + 1);
   CHECK(strings.get(1) == "b");
+}
+
+// A weigher makes the capacity a weight (here bytes): the default policy
+// sizes its sketch and its history of departed keys by the entries it comes
+// to hold. (They were sized as if each unit of weight were an entry: this
+// cache asked for 256 MiB when built, a 1 GiB one for 32 GiB.)
+TEMPLATE_TEST_CASE("a weighted cache allocates for its entries, not its weight", "",
+                   rtcache::DefaultPolicy, rtcache::policy::WTinyLfu) {
+  const std::size_t before = g_live_bytes.load();
+  auto cache = rtcache::make_cache<int, std::string, TestType>(
+      rtcache::Options{.capacity = std::size_t{8} << 20, .shards = 8, .seed = 1},
+      [](const int&) { return std::string(1000, 'x'); }, [](const int&, const std::string&) {},
+      rtcache::CacheHooks<int, std::string>{
+          .weigher = [](const int&, const std::string& v) { return v.size(); }});
+  const std::size_t built = g_live_bytes.load() - before;
+  CHECK(built < (std::size_t{1} << 20));
+  for (int k = 0; k < 8000; ++k) REQUIRE(cache.get(k));  // 8 MB of values
+  const std::size_t filled = g_live_bytes.load() - before;
+  CHECK(filled > 8'000'000);
+  CHECK(filled < 11'000'000);  // the values, and up to 3 MB for entries and tables
 }

@@ -93,6 +93,29 @@ TEST_CASE("the sketch halves by itself after its sample size of increments") {
   CHECK(sketch.additions() < sketch.sample_size() / 2 + 1);
 }
 
+TEST_CASE("a resized sketch starts over, sized for its new capacity, and retires its old table") {
+  FrequencySketch sketch(256, 42);
+  for (int i = 0; i < 5; ++i) sketch.increment(hash_of(1));
+  REQUIRE(sketch.frequency(hash_of(1)) == 5);
+  const std::uint16_t generation = sketch.generation();
+  CHECK_FALSE(sketch.has_retired());
+  sketch.resize(4096);
+  CHECK(sketch.block_count() == FrequencySketch::block_count_for(4096));
+  CHECK(sketch.sample_size() == 4096 * FrequencySketch::kSamplesPerEntry);
+  CHECK(sketch.frequency(hash_of(1)) == 0);
+  CHECK(sketch.additions() == 0);
+  // Saturation marks of the old table must not skip increments in the new.
+  CHECK(sketch.generation() != generation);
+  sketch.increment(hash_of(1));
+  CHECK(sketch.frequency(hash_of(1)) == 1);
+  // The old table waits until the caller says no reader can hold it.
+  CHECK(sketch.has_retired());
+  sketch.reclaim([](std::uint64_t) { return false; });
+  CHECK(sketch.has_retired());
+  sketch.reclaim([](std::uint64_t) { return true; });
+  CHECK_FALSE(sketch.has_retired());
+}
+
 TEST_CASE("a key's four counters lie in one 64-byte cache line") {
   FrequencySketch sketch(10'000, 3);
   for (std::uint64_t i = 0; i < 10'000; ++i) {

@@ -1,10 +1,14 @@
 // With a weigher, capacity bounds the total weight; a value heavier than its
 // shard's share is not cached.
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <rtcache/rtcache.hpp>
 #include <string>
+#include <thread>
+#include <type_traits>
+#include <vector>
 
 #include "support/catch.hpp"
 
@@ -104,4 +108,106 @@ TEST_CASE("a cache with a weigher grows its table past the entry-count ceiling")
   CHECK(buckets == 1024);  // grew at 512 entries in 512 buckets
   CHECK(ceiling > 1024);
   for (int k = 0; k < 1000; ++k) REQUIRE(cache.get_if_present(k) == std::to_string(k));
+}
+
+// Weighted caches and the default policy (W-TinyLFU). The capacity is in
+// weight, so it says nothing of how many entries a shard will hold: the
+// sketch and the history of departed keys are sized by the entries as they
+// come, and the window and the protected segment are shares of the weight.
+
+namespace {
+
+using Sketch = rtcache::detail::FrequencySketch;
+
+// Values of `value_size` bytes, weighed in bytes.
+auto byte_weighted_cache(std::size_t capacity, std::size_t value_size) {
+  return rtcache::make_cache<int, std::string>(
+      rtcache::Options{.capacity = capacity, .shards = 1, .seed = 1},
+      [value_size](const int&) { return std::string(value_size, 'x'); },
+      [](const int&, const std::string&) {},
+      rtcache::CacheHooks<int, std::string>{
+          .weigher = [](const int&, const std::string& v) { return v.size(); }});
+}
+
+}  // namespace
+
+TEST_CASE("a weighted cache sizes its sketch and history by its entries, not its weight") {
+  auto cache = byte_weighted_cache(std::size_t{1} << 30, 1000);
+  const auto sized_for = [&](std::size_t entries) {
+    return cache.check_shards([entries](const auto& p, std::size_t) {
+      return p.sized_for() == entries &&
+             p.sketch().block_count() == Sketch::block_count_for(entries) &&
+             p.history_slots() == std::decay_t<decltype(p)>::history_slots_for(entries);
+    });
+  };
+  CHECK(sized_for(256));  // not 2^30
+  for (int k = 0; k < 256; ++k) REQUIRE(cache.get(k));
+  CHECK(sized_for(256));
+  REQUIRE(cache.get(256));
+  CHECK(sized_for(512));  // outgrown: twice as many
+  for (int k = 257; k < 5000; ++k) REQUIRE(cache.get(k));
+  CHECK(cache.size() == 5000);
+  CHECK(sized_for(8192));
+  CHECK(cache.check_shards([](const auto& p, std::size_t n) { return p.check_invariants(n); }));
+}
+
+// Lock-free readers may still count in a replaced sketch table: it waits
+// for the epochs like a replaced bucket array, and is then freed (ASan
+// reports it as a leak otherwise, or a use after free if freed too soon).
+TEST_CASE("a weighted cache frees its outgrown sketch tables") {
+  auto cache = byte_weighted_cache(std::size_t{1} << 30, 10);
+  for (int k = 0; k < 4097; ++k) REQUIRE(cache.get(k));  // the last growth: at 4097 entries
+  CHECK(cache.check_shards([](const auto& p, std::size_t) { return p.has_retired(); }));
+  for (int k = 4097; k < 6000; ++k) REQUIRE(cache.get(k));
+  CHECK(cache.check_shards([](const auto& p, std::size_t) { return !p.has_retired(); }));
+}
+
+TEST_CASE("a weighted cache measures the policy's window in weight") {
+  auto cache = byte_weighted_cache(100'000, 1000);  // 100 values fit
+  CHECK(cache.check_shards([](const auto& p, std::size_t) {
+    return p.window_capacity() == 1000 && p.protected_capacity() == 79'200;  // 1%, 80% of the rest
+  }));
+}
+
+// With the window and protected segment counted in entries, 1% of 100,000
+// was a window of 1000 entries that 100 values never filled: nothing
+// reached the main space and every eviction took the window's oldest entry,
+// so a scan of new keys flushed the hot ones.
+TEST_CASE("a weighted cache keeps its frequently used values through a scan") {
+  auto cache = byte_weighted_cache(100'000, 1000);
+  for (int round = 0; round < 4; ++round) {
+    for (int k = 0; k < 50; ++k) REQUIRE(cache.get(k));
+  }
+  for (int k = 1000; k < 3000; ++k) REQUIRE(cache.get(k));  // each used once
+  int kept = 0;
+  for (int k = 0; k < 50; ++k) kept += cache.get_if_present(k) ? 1 : 0;
+  CHECK(kept >= 45);
+  CHECK(cache.weight() <= 100'000);
+  CHECK(cache.check_shards([](const auto& p, std::size_t n) { return p.check_invariants(n); }));
+}
+
+// Readers count hits in the sketch without the lock while a writer's
+// inserts replace it (run under ThreadSanitizer and AddressSanitizer in CI).
+TEST_CASE("hits race with a weighted shard's sketch growing") {
+  auto cache = byte_weighted_cache(std::size_t{1} << 30, 8);
+  for (int k = 0; k < 64; ++k) REQUIRE(cache.get(k));
+  std::atomic<bool> done{false};
+  std::atomic<std::size_t> misses{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 2; ++t) {
+    readers.emplace_back([&] {
+      while (!done.load(std::memory_order_relaxed)) {
+        for (int k = 0; k < 64; ++k) {
+          if (!cache.get_if_present(k)) misses.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
+    });
+  }
+  for (int k = 64; k < 20'000; ++k) REQUIRE(cache.get(k));  // grows at 256, 512, ... 16,384
+  done = true;
+  for (auto& r : readers) r.join();
+  CHECK(misses.load() == 0);
+  CHECK(cache.check_shards([](const auto& p, std::size_t n) {
+    return p.sized_for() == 32'768 && p.check_invariants(n);
+  }));
 }

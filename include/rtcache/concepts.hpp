@@ -123,6 +123,17 @@ concept VersionedWriterFor = requires(W& w, const K& k, const V& v, std::uint64_
 /// and returns it (it may be the entry inserted last: that is admission), or
 /// returns nullptr when it holds none.
 ///
+/// Optional: a constructor `S(capacity, seed, EntryWeights<Entry> weights)`,
+/// which the cache prefers: with a weigher, `capacity` is in weight and
+/// `weights(e)` is an entry's weight, so that the policy can measure its
+/// regions in weight; structures it sizes per entry should then follow the
+/// entries it holds rather than the capacity.
+///
+/// Optional: `has_retired()` and `reclaim(safe)`, for a policy that replaces
+/// memory its lock-free `on_access` reads (see `kConcurrentAccess`): it keeps
+/// the old memory, stamped with `detail::EpochDomain::stamp()`, until the
+/// cache's `reclaim(safe)` finds `safe(stamp)` true.
+///
 /// Optional: `on_update(e)`, called when a write rewrites `e`'s value in
 /// place (values the cache can copy atomically: integers, pointers, small
 /// structs), where it would otherwise call `on_replace(old, fresh)`; it must

@@ -23,9 +23,9 @@ struct CacheHooks {
   /// The weight of an entry: with a weigher, `Options::capacity` bounds the
   /// total weight instead of the number of entries. Called once per stored
   /// value, before any lock is taken; must be cheap and deterministic.
-  /// Known limitation: the default policy (W-TinyLFU) allocates over 30
-  /// bytes per unit of capacity when the cache is built, as if each unit were
-  /// an entry; weigh in coarse units, or use `policy::Sieve` or `policy::Lru`.
+  /// The policies measure their regions in weight and size their per-entry
+  /// structures (sketch, histories) by the entries a shard holds, so any unit
+  /// (bytes included) costs nothing up front.
   std::function<std::size_t(const K&, const V&)> weigher{};
 
   /// Told about every entry that leaves the cache (negative entries, which

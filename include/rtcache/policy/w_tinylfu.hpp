@@ -47,7 +47,7 @@ namespace rtcache::policy {
 /// first visit still displace idle residents. For that test each entry
 /// carries the shard's request clock at its last use (in the hook's padding),
 /// and the shard keeps a direct-mapped table of recently departed keys (four
-/// 32-bit slots per entry of capacity, allocated once, each a 10-bit hash
+/// 32-bit slots per entry of capacity (see below for weighted caches), each a 10-bit hash
 /// fingerprint and the low 22 bits of the clock at the key's last use; in
 /// shards of more than 4096 entries the clock is stored in coarser units, so
 /// that a slot still spans over a thousand times the capacity in requests):
@@ -191,7 +191,7 @@ struct BasicWTinyLfu {
           e.saturated_in.store(generation, std::memory_order_relaxed);
         }
         const std::uint32_t now = clock_.load(std::memory_order_relaxed);
-        if (now - stamp_of(e) > stamp_slack_) set_stamp(e, now);
+        if (now - stamp_of(e) > stamp_slack_.load(std::memory_order_relaxed)) set_stamp(e, now);
         count_hit();
       } else {
         sketch_.increment(e.hash);
@@ -382,8 +382,9 @@ struct BasicWTinyLfu {
       history_ = std::make_unique<std::uint32_t[]>(slots);
       history_mask_ = slots - 1;
       history_shift_ = history_shift_for(sized_for_);
-      stamp_slack_ = static_cast<std::uint32_t>(
-          std::min<std::size_t>(sized_for_ / kStampSlackDivisor, UINT32_MAX));
+      stamp_slack_.store(static_cast<std::uint32_t>(
+                             std::min<std::size_t>(sized_for_ / kStampSlackDivisor, UINT32_MAX)),
+                         std::memory_order_relaxed);
       sample_size_ = sized_for_ > SIZE_MAX / kSamplesPerEntry
                          ? SIZE_MAX
                          : std::max(sized_for_ * kSamplesPerEntry, kMinSampleSize);
@@ -728,7 +729,8 @@ struct BasicWTinyLfu {
     detail::FrequencySketch sketch_;
     std::uint64_t random_state_;
     std::atomic<std::uint32_t> clock_{0};  // see clock()
-    std::uint32_t stamp_slack_ = 0;  // CLOCK variant: last uses are noted to this many inserts
+    // CLOCK variant: last uses are noted to this many inserts (read by readers)
+    std::atomic<std::uint32_t> stamp_slack_{0};
     std::size_t history_mask_ = 0;
     // The last use of recently departed keys: per slot, a fingerprint of the
     // hash and the clock (see previous_use), direct-mapped by hash (a newer
