@@ -1,7 +1,11 @@
 // S3-FIFO: exact victims on short, hand-computed sequences (checked against
 // the evict-then-insert order of the paper's pseudo code). With a capacity of
 // 10 the small queue holds 1 entry, the main queue 9, the ghost queue 9.
+// Then the ghost queue's growth.
 
+#include <cstddef>
+#include <cstdint>
+#include <rtcache/detail/ghost_queue.hpp>
 #include <rtcache/policy/s3fifo.hpp>
 #include <vector>
 
@@ -82,4 +86,46 @@ TEST_CASE("S3-FIFO works with fewer than ten entries (no small-queue share)") {
   h.get(1);  // ghost hit
   CHECK(h.take_evicted() == Keys{4});
   CHECK(h.check());
+}
+
+// -- the ghost queue --------------------------------------------------------
+
+namespace {
+std::vector<std::uint64_t> hashes(const rtcache::detail::GhostQueue& q) {
+  std::vector<std::uint64_t> out;
+  q.for_each([&](std::uint64_t h) { out.push_back(h); });
+  return out;
+}
+}  // namespace
+
+TEST_CASE("a grown ghost queue keeps its ghosts in order and holds more") {
+  using Hashes = std::vector<std::uint64_t>;
+  rtcache::detail::GhostQueue q(5);
+  for (std::uint64_t h = 1; h <= 6; ++h) q.push(h * 0x9e3779b97f4a7c15ULL);  // forgets the 1st
+  CHECK(q.remove(4 * 0x9e3779b97f4a7c15ULL));  // a hole in the middle of the pool
+  q.grow(3);                                   // not larger: nothing changes
+  CHECK(q.capacity() == 5);
+  q.grow(12);
+  CHECK(q.capacity() == 12);
+  const auto h = [](std::uint64_t i) { return i * 0x9e3779b97f4a7c15ULL; };
+  CHECK(hashes(q) == Hashes{h(2), h(3), h(5), h(6)});
+  CHECK(q.check_invariants());
+  for (std::uint64_t i = 7; i <= 14; ++i) q.push(h(i));  // 12 ghosts: nothing forgotten
+  CHECK(q.size() == 12);
+  CHECK(hashes(q) ==
+        Hashes{h(2), h(3), h(5), h(6), h(7), h(8), h(9), h(10), h(11), h(12), h(13), h(14)});
+  q.push(h(15));  // full: the oldest goes
+  CHECK(!q.contains(h(2)));
+  CHECK(hashes(q).front() == h(3));
+  CHECK(hashes(q).back() == h(15));
+  CHECK(q.check_invariants());
+
+  rtcache::detail::GhostQueue empty(0);
+  empty.push(h(1));
+  CHECK(empty.size() == 0);
+  empty.grow(2);
+  empty.push(h(1));
+  empty.push(h(2));
+  CHECK(hashes(empty) == Hashes{h(1), h(2)});
+  CHECK(empty.check_invariants());
 }

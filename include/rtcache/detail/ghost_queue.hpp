@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <utility>
 
 namespace rtcache::detail {
 
@@ -16,11 +17,14 @@ namespace rtcache::detail {
 /// Two keys with the same 64-bit hash are one ghost; with well mixed hashes
 /// that happens with negligible probability and only costs a slightly wrong
 /// guess.
+///
+/// `grow` replaces the pool and the index by larger ones, for a user that
+/// learns only over time how many hashes it wants to keep.
 class GhostQueue {
  public:
   /// A queue of at most `capacity` hashes (clamped to 2^32 - 2).
   explicit GhostQueue(std::size_t capacity)
-      : capacity_(static_cast<std::uint32_t>(capacity < kNone - 1 ? capacity : kNone - 1)),
+      : capacity_(clamp(capacity)),
         nodes_(capacity_ == 0 ? nullptr : std::make_unique<Node[]>(capacity_)),
         index_mask_(std::bit_ceil(std::size_t{capacity_} * 2 + 2) - 1),
         index_(std::make_unique<std::uint32_t[]>(index_mask_ + 1)) {
@@ -33,6 +37,21 @@ class GhostQueue {
 
   [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
+
+  /// The most hashes any queue holds: larger capacities are clamped to this.
+  [[nodiscard]] static constexpr std::size_t max_capacity() noexcept { return kNone - 1; }
+
+  /// Makes room for `capacity` hashes (clamped as by the constructor),
+  /// keeping the remembered ones in their order, oldest to newest; does
+  /// nothing when that is not more than the present capacity. Allocates the
+  /// larger pool and index before it changes anything: throws
+  /// std::bad_alloc, and then the queue is as it was.
+  void grow(std::size_t capacity) {
+    if (clamp(capacity) <= capacity_) return;
+    GhostQueue larger(capacity);
+    for_each([&](std::uint64_t hash) { larger.push(hash); });
+    *this = std::move(larger);
+  }
 
   /// Remembers `hash` as the newest ghost, forgetting the oldest one when full.
   /// A hash already present moves to the newest position.
@@ -92,6 +111,10 @@ class GhostQueue {
  private:
   static constexpr std::uint32_t kNone = UINT32_MAX;
   static constexpr std::size_t kNoSlot = SIZE_MAX;
+
+  static constexpr std::uint32_t clamp(std::size_t capacity) noexcept {
+    return static_cast<std::uint32_t>(capacity < max_capacity() ? capacity : max_capacity());
+  }
 
   struct Node {
     std::uint64_t hash = 0;
