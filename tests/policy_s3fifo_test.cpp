@@ -1,12 +1,16 @@
 // S3-FIFO: exact victims on short, hand-computed sequences (checked against
 // the evict-then-insert order of the paper's pseudo code). With a capacity of
 // 10 the small queue holds 1 entry, the main queue 9, the ghost queue 9.
-// Then the ghost queue's growth.
+// Then S3-FIFO in caches with a weigher (queue shares in weight, a ghost queue
+// sized by entries), and the ghost queue's growth.
 
 #include <cstddef>
 #include <cstdint>
+#include <random>
 #include <rtcache/detail/ghost_queue.hpp>
 #include <rtcache/policy/s3fifo.hpp>
+#include <rtcache/rtcache.hpp>
+#include <string>
 #include <vector>
 
 #include "support/catch.hpp"
@@ -128,4 +132,138 @@ TEST_CASE("a grown ghost queue keeps its ghosts in order and holds more") {
   empty.push(h(2));
   CHECK(hashes(empty) == Hashes{h(1), h(2)});
   CHECK(empty.check_invariants());
+}
+
+// -- with a weigher -----------------------------------------------------------
+
+namespace {
+template <class Weigher>
+auto weighted_s3fifo(std::size_t capacity, Weigher weigher) {
+  return rtcache::make_cache<int, std::string, rtcache::policy::S3Fifo>(
+      rtcache::Options{.capacity = capacity, .shards = 1, .seed = 1},
+      [](const int& k) { return std::to_string(k); }, [](const int&, const std::string&) {},
+      rtcache::CacheHooks<int, std::string>{.weigher = weigher});
+}
+
+bool invariants_hold(const auto& cache) {
+  return cache.check_shards([](const auto& p, std::size_t n) { return p.check_invariants(n); });
+}
+}  // namespace
+
+// The ghost queue remembers as many hashes as the main queue holds entries: a
+// shard with 2^30 units of weight must not allocate 2^30 ghosts up front (16
+// bytes a ghost and more for the index), only what the entries need, as they
+// come.
+TEST_CASE("a weighted S3-FIFO shard sizes its ghost queue by entries, growing it") {
+  constexpr std::size_t kWeight = std::size_t{1} << 20;  // 1024 entries fit
+  auto cache =
+      weighted_s3fifo(std::size_t{1} << 30, [](const int&, const std::string&) { return kWeight; });
+  std::size_t ghost_capacity = 0;
+  std::size_t main_count = 0;
+  std::size_t ghosts = 0;
+  const auto look = [&] {
+    return cache.check_shards([&](const auto& p, std::size_t n) {
+      ghost_capacity = p.ghost_capacity();
+      main_count = p.main_count();
+      ghosts = 0;
+      p.for_each_ghost([&](std::uint64_t) { ++ghosts; });
+      return p.check_invariants(n);
+    });
+  };
+  REQUIRE(look());
+  CHECK(ghost_capacity == 256);
+
+  for (int k = 0; k < 1024; ++k) REQUIRE(cache.get(k));
+  for (int k = 0; k < 1024; ++k) REQUIRE(cache.get(k));  // each hit once: promoted later
+  REQUIRE(look());
+  CHECK(ghost_capacity == 256);  // nothing evicted yet, nothing in the main queue
+  CHECK(main_count == 0);
+
+  for (int k = 1024; k < 4096; ++k) REQUIRE(cache.get(k));  // new keys, used once
+  REQUIRE(look());
+  CHECK(cache.size() == 1024);
+  CHECK(main_count > 512);              // the hit keys were promoted
+  CHECK(ghost_capacity >= main_count);  // grown with them
+  CHECK(ghost_capacity <= 2 * 1024);    // but only as far as the entries need
+  CHECK(ghosts == ghost_capacity);      // and filled by the one-hit keys
+  CHECK(cache.get_if_present(4095));
+}
+
+// The small queue's share is a tenth of the capacity in weight: 10 entries of
+// weight 1000 in 100000. A scan of new keys passes through it while keys hit
+// several times stay in the main queue. Counted in entries (a share of 10000
+// entries), the small queue would never be over its share: each promoted hot
+// key would be the main queue's next victim, and the scan would flush them.
+TEST_CASE("a weighted S3-FIFO shard measures its queues in weight") {
+  auto cache =
+      weighted_s3fifo(100000, [](const int&, const std::string&) { return std::size_t{1000}; });
+  std::size_t small_capacity = 0;
+  std::size_t main_capacity = 0;
+  std::size_t small_size = 0;
+  std::size_t small_count = 0;
+  std::size_t main_size = 0;
+  const auto look = [&] {
+    return cache.check_shards([&](const auto& p, std::size_t n) {
+      small_capacity = p.small_capacity();
+      main_capacity = p.main_capacity();
+      small_size = p.small_size();
+      small_count = p.small_count();
+      main_size = p.main_size();
+      return p.check_invariants(n);
+    });
+  };
+  REQUIRE(look());
+  CHECK(small_capacity == 10000);
+  CHECK(main_capacity == 90000);
+
+  constexpr int kHot = 80;
+  for (int round = 0; round < 4; ++round) {
+    for (int k = 0; k < kHot; ++k) REQUIRE(cache.get(k));
+  }
+  for (int k = 1000; k < 3000; ++k) {
+    REQUIRE(cache.get(k));
+    REQUIRE(cache.weight() <= 100000);
+  }
+  REQUIRE(look());
+  CHECK(main_size == kHot * 1000);  // the hot keys, in weight
+  CHECK(small_size == small_count * 1000);
+  CHECK(small_count == 100 - kHot);
+  int hot_cached = 0;
+  for (int k = 0; k < kHot; ++k) hot_cached += cache.get_if_present(k) ? 1 : 0;
+  CHECK(hot_cached >= kHot * 9 / 10);
+}
+
+// Random gets, puts and invalidations with weights from 0 to 40: the queues'
+// weights stay the sums of their entries' weights, and the lists hold the
+// resident entries.
+TEST_CASE("a weighted S3-FIFO shard keeps its invariants under a random mix") {
+  auto cache = rtcache::make_cache<int, std::string, rtcache::policy::S3Fifo>(
+      rtcache::Options{.capacity = 400, .shards = 1, .seed = 1},
+      [](const int& k) { return std::string(static_cast<std::size_t>(k * 7 % 23), 'x'); },
+      [](const int&, const std::string&) {},
+      rtcache::CacheHooks<int, std::string>{
+          .weigher = [](const int&, const std::string& v) { return v.size(); }});
+  std::mt19937 random(42);
+  std::uniform_int_distribution<int> op(0, 99);
+  std::uniform_int_distribution<int> hot(0, 30);
+  std::uniform_int_distribution<int> any(0, 400);
+  std::uniform_int_distribution<std::size_t> length(0, 40);
+  bool zero_weighted = false;
+  for (int i = 0; i < 20000; ++i) {
+    const int o = op(random);
+    const int k = o % 2 == 0 ? hot(random) : any(random);
+    if (o < 70) {
+      REQUIRE(cache.get(k));
+    } else if (o < 90) {
+      const std::size_t n = o < 75 ? 0 : length(random);
+      zero_weighted = zero_weighted || n == 0;
+      cache.put(k, std::string(n, 'y'));
+    } else {
+      cache.invalidate(k);
+    }
+    REQUIRE(cache.weight() <= 400);
+    if (i % 97 == 0) REQUIRE(invariants_hold(cache));
+  }
+  CHECK(zero_weighted);
+  CHECK(invariants_hold(cache));
 }
