@@ -129,11 +129,12 @@ TEMPLATE_TEST_CASE("a write of a cached small value rewrites it in place and all
 }
 
 // A weigher makes the capacity a weight (here bytes): the default policy
-// sizes its sketch and its history of departed keys by the entries it comes
-// to hold. (They were sized as if each unit of weight were an entry: this
-// cache asked for 256 MiB when built, a 1 GiB one for 32 GiB.)
+// sizes its sketch and its history of departed keys, and S3-FIFO its ghost
+// queue, by the entries they come to hold. (They were sized as if each unit
+// of weight were an entry: this cache asked for 256 MiB when built with the
+// default policy, a 1 GiB one for 32 GiB.)
 TEMPLATE_TEST_CASE("a weighted cache allocates for its entries, not its weight", "",
-                   rtcache::DefaultPolicy, rtcache::policy::WTinyLfu) {
+                   rtcache::DefaultPolicy, rtcache::policy::WTinyLfu, rtcache::policy::S3Fifo) {
   const std::size_t before = g_live_bytes.load();
   auto cache = rtcache::make_cache<int, std::string, TestType>(
       rtcache::Options{.capacity = std::size_t{8} << 20, .shards = 8, .seed = 1},
