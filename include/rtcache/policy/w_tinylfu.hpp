@@ -178,7 +178,7 @@ struct BasicWTinyLfu {
       climb_if_sampled();
     }
 
-    void on_access(Entry& e) noexcept {
+    RTCACHE_ALWAYS_INLINE void on_access(Entry& e) noexcept {
       if constexpr (kClock) {
         // Lock-free: relaxed atomics only, and each written only if it
         // changes.
