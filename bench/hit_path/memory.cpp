@@ -27,6 +27,7 @@
 #include <mutex>
 #include <new>
 #include <rtcache/policy/lru.hpp>
+#include <rtcache/policy/s3fifo.hpp>
 #include <rtcache/read_through_cache.hpp>
 #include <string>
 #include <unordered_map>
@@ -192,11 +193,19 @@ struct NoopWriter {
   void operator()(const Key&, const Value&) const noexcept {}
 };
 
+/// With `weight`, the cache has a weigher that gives every entry that
+/// weight (as a byte-weighted cache of entries of that size would), and a
+/// capacity of exactly that much per key.
 template <class Policy>
-Measurement measure_rtcache(const std::string& name, const std::vector<Key>& keys) {
+Measurement measure_rtcache(const std::string& name, const std::vector<Key>& keys,
+                            std::size_t weight = 0) {
   return measure(name, [&] {
     using Cache = rtcache::ReadThroughCache<Key, Value, KeyLoader, NoopWriter, Policy>;
-    auto cache = std::make_unique<Cache>(rtcache::Options{.capacity = keys.size(), .seed = 42});
+    rtcache::CacheHooks<Key, Value> hooks;
+    if (weight != 0) hooks.weigher = [weight](const Key&, const Value&) { return weight; };
+    auto cache = std::make_unique<Cache>(
+        rtcache::Options{.capacity = keys.size() * (weight != 0 ? weight : 1), .seed = 42},
+        KeyLoader{}, NoopWriter{}, std::move(hooks));
     mark_constructed();
     for (Key key : keys) cache->put(key, key);
     const std::size_t held = cache->size();
@@ -250,6 +259,11 @@ int main(int argc, char** argv) {
 #ifdef RTCACHE_MEMORY_HAVE_WTINYLFU
   results.push_back(measure_rtcache<rtcache::policy::WTinyLfu>("rtcache policy::WTinyLfu", keys));
 #endif
+  // Weighed in bytes: the capacity is 16 times larger, the entries the same.
+  results.push_back(measure_rtcache<rtcache::DefaultPolicy>(
+      "rtcache DefaultPolicy, weighed in bytes", keys, sizeof(Key) + sizeof(Value)));
+  results.push_back(measure_rtcache<rtcache::policy::S3Fifo>(
+      "rtcache policy::S3Fifo, weighed in bytes", keys, sizeof(Key) + sizeof(Value)));
   results.push_back(measure_mutex_lru(keys));
   results.push_back(measure_unordered_map(keys));
 
@@ -272,7 +286,8 @@ int main(int argc, char** argv) {
       "  fixed: of requested, what the constructor allocated (structures sized by capacity:\n"
       "  frequency sketch, history, buffers; their share per entry at capacity); by puts: the "
       "rest\n"
-      "  (entries and the table's growth)\n");
+      "  (entries and the table's growth); weighed in bytes: a weigher gives each entry 16,\n"
+      "  and the capacity is 16 per key\n");
   if (g_unsized_frees.load() != 0) {
     std::printf("  (%lld unsized deletes were counted at their usable size)\n",
                 static_cast<long long>(g_unsized_frees.load()));
