@@ -18,10 +18,12 @@
 
 namespace {
 std::atomic<std::size_t> g_allocations{0};
-std::atomic<std::size_t> g_live_bytes{0};  // allocated and not yet freed
+std::atomic<std::size_t> g_live_bytes{0};    // allocated and not yet freed
+std::atomic<std::size_t> g_refused_size{0};  // allocations of this size throw (0: none)
 
 void* counted(std::size_t size, std::size_t alignment) {
   g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (size != 0 && size == g_refused_size.load(std::memory_order_relaxed)) throw std::bad_alloc();
   void* p = nullptr;
   if (alignment <= alignof(std::max_align_t)) {
     p = std::malloc(size == 0 ? 1 : size);
@@ -147,4 +149,34 @@ TEMPLATE_TEST_CASE("a weighted cache allocates for its entries, not its weight",
   const std::size_t filled = g_live_bytes.load() - before;
   CHECK(filled > 8'000'000);
   CHECK(filled < 11'000'000);  // the values, and up to 3 MB for entries and tables
+}
+
+// Growing the sketch and the history allocates inside the policy's
+// `on_insert`, which cannot throw: out of memory, the shard keeps what it has
+// and tries again at twice as many entries. Here the allocations the growth
+// from 256 to 512 entries makes (8192 bytes each: the sketch's 128 blocks,
+// the history's 2048 slots) are refused.
+TEST_CASE("a weighted cache whose policy cannot grow its sketch keeps working") {
+  auto cache = rtcache::make_cache<int, std::string>(
+      rtcache::Options{.capacity = std::size_t{1} << 30, .shards = 1, .seed = 1},
+      [](const int& k) { return std::to_string(k); }, [](const int&, const std::string&) {},
+      rtcache::CacheHooks<int, std::string>{
+          .weigher = [](const int&, const std::string& v) { return v.size(); }});
+  const auto sized_for = [&](std::size_t entries) {
+    return cache.check_shards([entries](const auto& p, std::size_t n) {
+      return p.sized_for() == entries && p.check_invariants(n);
+    });
+  };
+  for (int k = 0; k < 256; ++k) REQUIRE(cache.get(k));
+  REQUIRE(sized_for(256));
+  g_refused_size = 8192;
+  CHECK(cache.get(256) == "256");  // the 257th entry: the growth fails
+  g_refused_size = 0;
+  CHECK(sized_for(256));
+  CHECK(cache.get_if_present(256) == "256");
+  for (int k = 257; k < 512; ++k) REQUIRE(cache.get(k));
+  CHECK(sized_for(256));  // not retried before twice as many entries
+  REQUIRE(cache.get(512));
+  CHECK(sized_for(512));
+  CHECK(cache.size() == 513);
 }

@@ -47,7 +47,7 @@ namespace rtcache::policy {
 /// first visit still displace idle residents. For that test each entry
 /// carries the shard's request clock at its last use (in the hook's padding),
 /// and the shard keeps a direct-mapped table of recently departed keys (four
-/// 32-bit slots per entry of capacity (see below for weighted caches), each a 10-bit hash
+/// 32-bit slots per entry of capacity, or of entries held with a weigher; each a 10-bit hash
 /// fingerprint and the low 22 bits of the clock at the key's last use; in
 /// shards of more than 4096 entries the clock is stored in coarser units, so
 /// that a slot still spans over a thousand times the capacity in requests):
@@ -145,7 +145,7 @@ struct BasicWTinyLfu {
       window_max_ = capacity_ / kInitialWindowDivisor;
       protected_max_ = static_cast<std::size_t>(kProtectedShare * (capacity_ - window_max_));
       step_ = -kStepShare * static_cast<double>(capacity_);
-      size_by_entries();
+      size_by_entries(std::make_unique<std::uint32_t[]>(history_slots_for(sized_for_)));
     }
 
     /// The slots of the history of departed keys for a shard of `capacity`
@@ -374,13 +374,13 @@ struct BasicWTinyLfu {
     }
 
     // Sizes what depends on the number of entries, for sized_for_ of them:
-    // the history of departed keys (empty), its clock units, the hill
+    // the history of departed keys (`history`, empty, of
+    // history_slots_for(sized_for_) slots), its clock units, the hill
     // climber's sample period and the CLOCK variant's stamp slack. The
-    // sketch is sized apart. Throws std::bad_alloc, and then changes nothing.
-    void size_by_entries() {
-      const std::size_t slots = history_slots_for(sized_for_);
-      history_ = std::make_unique<std::uint32_t[]>(slots);
-      history_mask_ = slots - 1;
+    // sketch is sized apart.
+    void size_by_entries(std::unique_ptr<std::uint32_t[]> history) noexcept {
+      history_ = std::move(history);
+      history_mask_ = history_slots_for(sized_for_) - 1;
       history_shift_ = history_shift_for(sized_for_);
       stamp_slack_.store(static_cast<std::uint32_t>(
                              std::min<std::size_t>(sized_for_ / kStampSlackDivisor, UINT32_MAX)),
@@ -398,9 +398,10 @@ struct BasicWTinyLfu {
     void grow_sizing() noexcept {
       const std::size_t target = sized_for_ > SIZE_MAX / 2 ? SIZE_MAX : sized_for_ * 2;
       try {
-        sketch_.resize(target);
+        auto history = std::make_unique<std::uint32_t[]>(history_slots_for(target));
+        sketch_.resize(target);  // the last step that may throw
         sized_for_ = target;
-        size_by_entries();
+        size_by_entries(std::move(history));
       } catch (const std::bad_alloc&) {
         grow_at_ = grow_at_ > SIZE_MAX / 2 ? SIZE_MAX : grow_at_ * 2;
       }
