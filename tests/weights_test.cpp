@@ -211,3 +211,22 @@ TEST_CASE("hits race with a weighted shard's sketch growing") {
     return p.sized_for() == 32'768 && p.check_invariants(n);
   }));
 }
+
+// A weight of 0 takes no room: such entries never make others leave.
+TEST_CASE("entries of weight 0 take no room") {
+  auto cache = rtcache::make_cache<int, std::string>(
+      rtcache::Options{.capacity = 10, .shards = 1, .seed = 1},
+      [](const int& k) { return std::to_string(k); }, [](const int&, const std::string&) {},
+      rtcache::CacheHooks<int, std::string>{
+          .weigher = [](const int& k, const std::string&) { return k < 100 ? 0 : 5; }});
+  for (int k = 0; k < 100; ++k) REQUIRE(cache.get(k));
+  CHECK(cache.size() == 100);
+  CHECK(cache.weight() == 0);
+  REQUIRE(cache.get(100));
+  REQUIRE(cache.get(101));
+  CHECK(cache.size() == 102);  // nothing had to leave
+  CHECK(cache.weight() == 10);
+  REQUIRE(cache.get(102));  // now something must
+  CHECK(cache.weight() <= 10);
+  CHECK(cache.check_shards([](const auto& p, std::size_t n) { return p.check_invariants(n); }));
+}

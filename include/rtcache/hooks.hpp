@@ -24,8 +24,10 @@ struct CacheHooks {
   /// total weight instead of the number of entries. Called once per stored
   /// value, before any lock is taken; must be cheap and deterministic.
   /// The policies measure their regions in weight and size their per-entry
-  /// structures (sketch, histories) by the entries a shard holds, so any unit
-  /// (bytes included) costs nothing up front.
+  /// structures (sketch, histories) by the entries a shard holds, so the unit
+  /// (bytes, say) does not change what the cache allocates. A weight of 0 is
+  /// allowed: such an entry takes no room, and leaves only as another's
+  /// victim, by expiry or by invalidation.
   std::function<std::size_t(const K&, const V&)> weigher{};
 
   /// Told about every entry that leaves the cache (negative entries, which
