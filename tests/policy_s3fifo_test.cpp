@@ -150,10 +150,10 @@ bool invariants_hold(const auto& cache) {
 }
 }  // namespace
 
-// The ghost queue remembers as many hashes as the main queue holds entries: a
-// shard with 2^30 units of weight must not allocate 2^30 ghosts up front (16
-// bytes a ghost and more for the index), only what the entries need, as they
-// come.
+// The ghost queue remembers as many hashes as the shard holds entries (up to
+// the main queue's share): a shard with 2^30 units of weight must not
+// allocate 2^30 ghosts up front (16 bytes a ghost and more for the index),
+// only what the entries need, as they come.
 TEST_CASE("a weighted S3-FIFO shard sizes its ghost queue by entries, growing it") {
   constexpr std::size_t kWeight = std::size_t{1} << 20;  // 1024 entries fit
   auto cache =
@@ -176,8 +176,8 @@ TEST_CASE("a weighted S3-FIFO shard sizes its ghost queue by entries, growing it
   for (int k = 0; k < 1024; ++k) REQUIRE(cache.get(k));
   for (int k = 0; k < 1024; ++k) REQUIRE(cache.get(k));  // each hit once: promoted later
   REQUIRE(look());
-  CHECK(ghost_capacity == 256);  // nothing evicted yet, nothing in the main queue
-  CHECK(main_count == 0);
+  CHECK(ghost_capacity == 1024);  // room for the shard's entries (and not for 2^30)
+  CHECK(main_count == 0);         // nothing evicted yet, nothing in the main queue
 
   for (int k = 1024; k < 4096; ++k) REQUIRE(cache.get(k));  // new keys, used once
   REQUIRE(look());
@@ -266,4 +266,27 @@ TEST_CASE("a weighted S3-FIFO shard keeps its invariants under a random mix") {
   }
   CHECK(zero_weighted);
   CHECK(invariants_hold(cache));
+}
+
+// Every entry weighing 1, a weighted shard must behave as an unweighted one
+// once its ghost queue has grown. In a loop over more keys than fit, keys
+// reach the main queue only as returning ghosts: a ghost queue that grew
+// with the main queue stayed at 256 hashes, no key of the 750-key loop came
+// back as a ghost, and the weighted cache hit nothing.
+TEST_CASE("a weighted S3-FIFO shard with weights of 1 keeps a loop as an unweighted one does") {
+  constexpr int kCapacity = 750;
+  constexpr int kLoop = 1011;  // as in the LIRS loop trace
+  auto weighted = weighted_s3fifo(kCapacity, [](const int&, const std::string&) { return 1; });
+  auto unweighted = rtcache::make_cache<int, std::string, rtcache::policy::S3Fifo>(
+      rtcache::Options{.capacity = kCapacity, .shards = 1, .seed = 1},
+      [](const int& k) { return std::to_string(k); });
+  for (int round = 0; round < 20; ++round) {
+    for (int k = 0; k < kLoop; ++k) {
+      REQUIRE(weighted.get(k));
+      REQUIRE(unweighted.get(k));
+    }
+  }
+  CHECK(unweighted.stats().hits > 5'000);  // the main queue keeps part of the loop
+  CHECK(weighted.stats().hits == unweighted.stats().hits);
+  CHECK(invariants_hold(weighted));
 }

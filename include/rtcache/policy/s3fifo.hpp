@@ -32,13 +32,16 @@ namespace rtcache::policy {
 /// Sizes are counted in entries, or in weight in a cache with a weigher: the
 /// small queue's share, the main queue's and the test for a full shard below
 /// are then in weight. The ghost queue remembers as many hashes as the main
-/// queue holds entries. Without a weigher that is the main queue's share,
+/// queue's share holds entries. Without a weigher that is the share itself,
 /// allocated up front; with one, the number of entries is only learnt as the
 /// shard fills, so the ghost queue starts with room for 256 hashes (fewer for
-/// a small share) and doubles, keeping its ghosts, each time the main queue
-/// holds more entries than it has room for, up to one hash per unit of the
-/// main queue's share (out of memory, it stays as it is and tries again at
-/// twice as many entries).
+/// a small share) and doubles, keeping its ghosts, each time the shard holds
+/// more entries than it has room for, up to one hash per unit of the main
+/// queue's share (out of memory, it stays as it is and tries again at twice
+/// as many entries). It follows all the shard's entries, not the main
+/// queue's: in a loop, keys reach the main queue only through the ghost
+/// queue, so a ghost queue waiting for the main queue to fill would never
+/// grow.
 ///
 /// The shard inserts before it evicts, while the algorithm decides before it
 /// inserts: an entry inserted into a full shard waits, unlinked, until the
@@ -66,8 +69,8 @@ struct S3Fifo {
     /// A shard of `capacity` in the unit of `weights`: weight with a weigher,
     /// entries without. The small queue gets a tenth of `capacity` (rounded
     /// down), the main queue the rest. The ghost queue remembers as many
-    /// hashes as the main queue holds entries: without weights that is its
-    /// share; with weights it starts small and grows with the main queue.
+    /// hashes as the main queue's share holds entries: without weights that
+    /// is the share; with weights it starts small and grows with the shard.
     Shard(std::size_t capacity, std::uint64_t /*seed*/, EntryWeights<Entry> weights)
         : capacity_(capacity),
           small_max_(capacity / 10),
@@ -193,8 +196,10 @@ struct S3Fifo {
       }
       if (pending_ != nullptr && (pending_->queue != kPending || pending_->linked())) return false;
       // The ghost queue grew in time: it has room for as many hashes as the
-      // main queue holds entries, unless at its limit or out of memory.
-      if (ghosts_.capacity() > ghost_limit() || main_count_ > ghosts_grow_at_) return false;
+      // shard holds entries, unless at its limit or out of memory.
+      if (ghosts_.capacity() > ghost_limit() || small_count_ + main_count_ > ghosts_grow_at_) {
+        return false;
+      }
       if (ghosts_grow_at_ < ghosts_.capacity()) return false;
       return ghosts_.size() <= ghosts_.capacity() && ghosts_.check_invariants();
     }
@@ -236,8 +241,7 @@ struct S3Fifo {
       e.queue = kMain;
       main_.push_back(e);
       main_size_ += weight(e);
-      if (++main_count_ > ghosts_grow_at_) [[unlikely]]
-        grow_ghosts();
+      ++main_count_;
     }
 
     void link(Entry& e) noexcept {
@@ -249,6 +253,8 @@ struct S3Fifo {
         small_size_ += weight(e);
         ++small_count_;
       }
+      if (small_count_ + main_count_ > ghosts_grow_at_) [[unlikely]]
+        grow_ghosts();
     }
 
     void link_pending() noexcept {
@@ -258,14 +264,15 @@ struct S3Fifo {
       link(*e);
     }
 
-    // A weighted shard's main queue holds more entries than the ghost queue
-    // has room for: double the room (or more, to hold them all), keeping the
-    // ghosts, up to the limit. Out of memory, it keeps the present queue and
-    // tries again when the main queue holds twice as many entries.
+    // A weighted shard holds more entries than the ghost queue has room
+    // for: double the room (or more, to hold them all), keeping the ghosts,
+    // up to the limit. Out of memory, it keeps the present queue and tries
+    // again when the shard holds twice as many entries.
     void grow_ghosts() noexcept {
       const std::size_t limit = ghost_limit();
+      const std::size_t entries = small_count_ + main_count_;
       std::size_t target = ghosts_.capacity();
-      while (target < main_count_ && target < limit) {
+      while (target < entries && target < limit) {
         target = target > limit / 2 ? limit : std::max<std::size_t>(target * 2, 1);
       }
       try {
