@@ -1,7 +1,8 @@
 // rtcache-trace: replays key-access traces through a real ReadThroughCache and
 // prints its hit ratio per trace, policy and capacity, as TSV.
 //
-//   rtcache-trace --policy NAME[,NAME...] --capacity N[,N...] [--shards S] FILE...
+//   rtcache-trace --policy NAME[,NAME...] --capacity N[,N...] [--shards S]
+//                 [--weights MAX] FILE...
 //
 // Each request is a get(); the loader counts its calls, so a miss is a loader
 // call and hits = requests - loads. `optimal` is Belady's bound, computed
@@ -42,7 +43,8 @@ constexpr std::string_view kPolicies[] = {"lru",    "fifo",      "clock",       
                                           "s3fifo", "w_tinylfu", "w_tinylfu_clock", "optimal"};
 
 constexpr const char* kUsage =
-    "usage: rtcache-trace --policy NAME[,NAME...] --capacity N[,N...] [--shards S] FILE...\n"
+    "usage: rtcache-trace --policy NAME[,NAME...] --capacity N[,N...] [--shards S]\n"
+    "                     [--weights MAX] FILE...\n"
     "\n"
     "Replays each trace (one decimal key per line; .gz files are read directly)\n"
     "through a ReadThroughCache with each policy and capacity, and prints TSV:\n"
@@ -51,9 +53,12 @@ constexpr const char* kUsage =
     "  --policy    lru, fifo, clock, sieve, s3fifo, w_tinylfu, w_tinylfu_clock (the\n"
     "              default policy), or optimal\n"
     "              (Belady's clairvoyant bound, with bypass; it ignores --shards)\n"
-    "  --capacity  entries the cache holds\n"
+    "  --capacity  entries the cache holds (weight, with --weights)\n"
     "  --shards    lock stripes, a power of two no larger than the capacity (default 1);\n"
-    "              the capacity is split across them\n";
+    "              the capacity is split across them\n"
+    "  --weights   gives the cache a weigher: each key weighs 1 to MAX, from a hash of\n"
+    "              the key (the same in every run); --capacity is then in weight\n"
+    "              (not with optimal, which counts entries)\n";
 
 class UsageError : public std::runtime_error {
  public:
@@ -64,6 +69,7 @@ struct Config {
   std::vector<std::string> policies;
   std::vector<std::size_t> capacities;
   std::size_t shards = 1;
+  std::size_t max_weight = 0;  // 0: no weigher
   std::vector<std::string> files;
 };
 
@@ -108,7 +114,8 @@ Config parse_arguments(int argc, char** argv) {
       if (const auto eq = arg.find('='); eq != std::string::npos) {
         name = arg.substr(0, eq);
         value = arg.substr(eq + 1);
-      } else if (arg == "--policy" || arg == "--capacity" || arg == "--shards") {
+      } else if (arg == "--policy" || arg == "--capacity" || arg == "--shards" ||
+                 arg == "--weights") {
         if (i + 1 == argc) throw UsageError(arg + " needs a value");
         value = argv[++i];
       }
@@ -129,6 +136,8 @@ Config parse_arguments(int argc, char** argv) {
         config.capacities.push_back(parse_count(c, "--capacity"));
     } else if (name == "--shards") {
       config.shards = parse_count(value, "--shards");
+    } else if (name == "--weights") {
+      config.max_weight = parse_count(value, "--weights");
     } else if (arg.rfind("--", 0) == 0 && arg != "--") {
       throw UsageError("unknown option " + arg);
     } else if (arg == "--") {
@@ -140,6 +149,11 @@ Config parse_arguments(int argc, char** argv) {
   if (config.policies.empty()) throw UsageError("--policy is required");
   if (config.capacities.empty()) throw UsageError("--capacity is required");
   if (config.files.empty()) throw UsageError("no trace file given");
+  if (config.max_weight != 0) {
+    for (const std::string& policy : config.policies) {
+      if (policy == "optimal") throw UsageError("--weights does not apply to optimal");
+    }
+  }
   if ((config.shards & (config.shards - 1)) != 0) {
     throw UsageError("--shards must be a power of two (got " + std::to_string(config.shards) + ")");
   }
@@ -182,11 +196,17 @@ struct CountingLoader {
 
 template <class Policy>
 std::uint64_t replay(const std::vector<std::uint64_t>& keys, std::size_t capacity,
-                     std::size_t shards, Progress& progress) {
+                     std::size_t shards, std::size_t max_weight, Progress& progress) {
   std::uint64_t loads = 0;
+  rtcache::CacheHooks<std::uint64_t, std::uint64_t> hooks;
+  if (max_weight != 0) {
+    hooks.weigher = [max_weight](const std::uint64_t& key, const std::uint64_t&) {
+      return 1 + static_cast<std::size_t>(rtcache::detail::mix64(key ^ kSeed) % max_weight);
+    };
+  }
   rtcache::ReadThroughCache<std::uint64_t, std::uint64_t, CountingLoader, rtcache::NoWriter, Policy>
       cache(rtcache::Options{.capacity = capacity, .shards = shards, .seed = kSeed},
-            CountingLoader{&loads});
+            CountingLoader{&loads}, rtcache::NoWriter{}, std::move(hooks));
   for (std::size_t i = 0; i < keys.size(); ++i) {
     (void)cache.get(keys[i]);
     progress.update(i);
@@ -195,16 +215,18 @@ std::uint64_t replay(const std::vector<std::uint64_t>& keys, std::size_t capacit
 }
 
 std::uint64_t hits_for(const std::string& policy, const std::vector<std::uint64_t>& keys,
-                       std::size_t capacity, std::size_t shards, Progress& progress) {
+                       std::size_t capacity, const Config& config, Progress& progress) {
   namespace p = rtcache::policy;
-  if (policy == "lru") return replay<p::Lru>(keys, capacity, shards, progress);
-  if (policy == "fifo") return replay<p::Fifo>(keys, capacity, shards, progress);
-  if (policy == "clock") return replay<p::Clock>(keys, capacity, shards, progress);
-  if (policy == "sieve") return replay<p::Sieve>(keys, capacity, shards, progress);
-  if (policy == "s3fifo") return replay<p::S3Fifo>(keys, capacity, shards, progress);
-  if (policy == "w_tinylfu") return replay<p::WTinyLfu>(keys, capacity, shards, progress);
+  const std::size_t shards = config.shards;
+  const std::size_t w = config.max_weight;
+  if (policy == "lru") return replay<p::Lru>(keys, capacity, shards, w, progress);
+  if (policy == "fifo") return replay<p::Fifo>(keys, capacity, shards, w, progress);
+  if (policy == "clock") return replay<p::Clock>(keys, capacity, shards, w, progress);
+  if (policy == "sieve") return replay<p::Sieve>(keys, capacity, shards, w, progress);
+  if (policy == "s3fifo") return replay<p::S3Fifo>(keys, capacity, shards, w, progress);
+  if (policy == "w_tinylfu") return replay<p::WTinyLfu>(keys, capacity, shards, w, progress);
   if (policy == "w_tinylfu_clock") {
-    return replay<p::WTinyLfuClock>(keys, capacity, shards, progress);
+    return replay<p::WTinyLfuClock>(keys, capacity, shards, w, progress);
   }
   return rtcache::bench::belady_hits(keys, capacity);
 }
@@ -255,7 +277,7 @@ int main(int argc, char** argv) {
         for (std::size_t capacity : config.capacities) {
           const std::size_t shards = policy == "optimal" ? 1 : config.shards;
           Progress progress(name + " " + policy + " " + std::to_string(capacity), keys.size());
-          const std::uint64_t hits = hits_for(policy, keys, capacity, shards, progress);
+          const std::uint64_t hits = hits_for(policy, keys, capacity, config, progress);
           std::cout << name << '\t' << policy << '\t' << capacity << '\t' << shards << '\t'
                     << keys.size() << '\t' << hits << '\t' << percent(hits, keys.size()) << '\n'
                     << std::flush;
