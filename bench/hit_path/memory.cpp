@@ -259,6 +259,7 @@ int main(int argc, char** argv) {
 #ifdef RTCACHE_MEMORY_HAVE_WTINYLFU
   results.push_back(measure_rtcache<rtcache::policy::WTinyLfu>("rtcache policy::WTinyLfu", keys));
 #endif
+  results.push_back(measure_rtcache<rtcache::policy::S3Fifo>("rtcache policy::S3Fifo", keys));
   // Weighed in bytes: the capacity is 16 times larger, the entries the same.
   results.push_back(measure_rtcache<rtcache::DefaultPolicy>(
       "rtcache DefaultPolicy, weighed in bytes", keys, sizeof(Key) + sizeof(Value)));
