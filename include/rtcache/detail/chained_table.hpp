@@ -8,7 +8,8 @@
 #include <limits>
 #include <memory>
 #include <utility>
-#include <vector>
+
+#include "retired_list.hpp"
 
 namespace rtcache::detail {
 
@@ -68,7 +69,7 @@ class ChainedTable {
 
   ~ChainedTable() {
     Buckets::destroy(current_.load(std::memory_order_relaxed));
-    for (Retired& r : retired_) Buckets::destroy(r.buckets);
+    retired_.destroy_all(&Buckets::destroy);
   }
 
   ChainedTable(const ChainedTable&) = delete;
@@ -151,11 +152,7 @@ class ChainedTable {
   /// Frees the old bucket arrays whose stamp satisfies `safe(stamp)`.
   template <class Safe>
   void reclaim(Safe&& safe) noexcept {
-    std::erase_if(retired_, [&](const Retired& r) {
-      if (!safe(r.stamp)) return false;
-      Buckets::destroy(r.buckets);
-      return true;
-    });
+    retired_.reclaim(std::forward<Safe>(safe), &Buckets::destroy);
   }
 
  private:
@@ -219,11 +216,6 @@ class ChainedTable {
   };
   static_assert(sizeof(Buckets) % alignof(std::atomic<Entry*>) == 0);
 
-  struct Retired {
-    std::uint64_t stamp;
-    Buckets* buckets;
-  };
-
   Buckets& buckets() const noexcept { return *current_.load(std::memory_order_relaxed); }
 
   std::atomic<Entry*>& link_to(Entry* entry) const noexcept {
@@ -251,7 +243,7 @@ class ChainedTable {
   void grow(Stamp& stamp) {
     Buckets& old = buckets();
     const std::size_t n = std::min(old.count() * 2, ceiling_);
-    retired_.reserve(retired_.size() + 1);
+    retired_.reserve_one();
     Buckets* fresh = Buckets::make(n);  // the last step that may throw
     // Readers may be walking the old array while entries move. The old
     // chains are taken in order, each from its head, and an entry is cut off
@@ -297,7 +289,7 @@ class ChainedTable {
     grow_at_ = grow_at_for(n);
     // Stamped once unlinked (the array is published above, and the stamp's
     // read-modify-write orders that before it), as an entry is.
-    retired_.push_back(Retired{stamp(), &old});
+    retired_.add(stamp(), &old);
   }
 
   // Lock-free readers load `current_` on every lookup; the rest changes on
@@ -306,7 +298,7 @@ class ChainedTable {
   alignas(64) std::size_t size_ = 0;
   const std::size_t ceiling_;  // the most buckets
   std::size_t grow_at_;        // the size at which `insert` grows the array
-  std::vector<Retired> retired_;
+  RetiredList<Buckets*> retired_;
 };
 
 }  // namespace rtcache::detail

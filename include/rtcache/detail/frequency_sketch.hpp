@@ -9,11 +9,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <vector>
 
 #include "epoch.hpp"
 #include "hash.hpp"
 #include "prefetch.hpp"
+#include "retired_list.hpp"
 #include "striped_counters.hpp"
 
 namespace rtcache::detail {
@@ -63,7 +63,7 @@ class FrequencySketch {
 
   ~FrequencySketch() {
     destroy_table(table_.load(std::memory_order_relaxed));
-    for (const Retired& r : retired_) destroy_table(r.table);
+    retired_.destroy_all(&destroy_table);
   }
   FrequencySketch(const FrequencySketch&) = delete;
   FrequencySketch& operator=(const FrequencySketch&) = delete;
@@ -72,7 +72,7 @@ class FrequencySketch {
   /// entries. The old table is retired (see `reclaim`). Throws
   /// `std::bad_alloc`, and then changes nothing.
   void resize(std::size_t capacity) {
-    retired_.reserve(retired_.size() + 1);
+    retired_.reserve_one();
     const std::uintptr_t fresh = make_table(capacity);
     const std::uintptr_t old = table_.exchange(fresh, std::memory_order_acq_rel);
     sample_size_ = sample_size_for(capacity);
@@ -80,7 +80,7 @@ class FrequencySketch {
     bump_generation();  // keys seen saturated in the old table are not in this one
     // Stamped after the new table is published (the stamp is a
     // read-modify-write of the epoch), as the hash table's bucket arrays are.
-    retired_.push_back(Retired{EpochDomain::instance().stamp(), old});
+    retired_.add(EpochDomain::instance().stamp(), old);
   }
 
   /// True while replaced tables wait for `reclaim`.
@@ -89,11 +89,7 @@ class FrequencySketch {
   /// Frees the replaced tables whose stamp satisfies `safe(stamp)`.
   template <class Safe>
   void reclaim(Safe&& safe) noexcept {
-    std::erase_if(retired_, [&](const Retired& r) {
-      if (!safe(r.stamp)) return false;
-      destroy_table(r.table);
-      return true;
-    });
+    retired_.reclaim(std::forward<Safe>(safe), &destroy_table);
   }
 
   /// The table's size in 64-byte blocks for `capacity` entries:
@@ -292,11 +288,6 @@ class FrequencySketch {
     generation_.store(next != 0 ? next : 1, std::memory_order_release);
   }
 
-  struct Retired {
-    std::uint64_t stamp;
-    std::uintptr_t table;
-  };
-
   [[nodiscard]] std::uint64_t spread(std::uint64_t hash) const noexcept {
     return mix64(hash ^ seed_);
   }
@@ -322,7 +313,7 @@ class FrequencySketch {
   // Increments since the last halving, added to by lock-free readers
   // (increment_shared): striped, on lines away from what they read.
   StripedCount additions_;
-  std::vector<Retired> retired_;  // replaced tables, until no reader holds them
+  RetiredList<std::uintptr_t> retired_;  // replaced tables, until no reader holds them
 };
 
 }  // namespace rtcache::detail
