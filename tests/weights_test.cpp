@@ -230,3 +230,23 @@ TEST_CASE("entries of weight 0 take no room") {
   CHECK(cache.weight() <= 10);
   CHECK(cache.check_shards([](const auto& p, std::size_t n) { return p.check_invariants(n); }));
 }
+
+// A put that replaces a value by one of another weight moves the policy's
+// size of the entry's region (window, probation, protected; small or main
+// queue) by the difference; the invariant check compares each region's size
+// with its entries' weights.
+TEMPLATE_TEST_CASE("a replacement of another weight keeps the policy's sizes", "",
+                   rtcache::DefaultPolicy, rtcache::policy::WTinyLfu, rtcache::policy::S3Fifo) {
+  auto cache = rtcache::make_cache<int, std::string, TestType>(
+      rtcache::Options{.capacity = 10'000, .shards = 1, .seed = 1},
+      [](const int& k) { return std::string(10, static_cast<char>('a' + k % 26)); },
+      [](const int&, const std::string&) {},
+      rtcache::CacheHooks<int, std::string>{
+          .weigher = [](const int&, const std::string& v) { return v.size(); }});
+  for (int k = 0; k < 300; ++k) REQUIRE(cache.get(k));
+  for (int k = 0; k < 300; k += 3) REQUIRE(cache.get(k));  // some move on (protected, main)
+  for (int k = 0; k < 300; k += 2)
+    cache.put(k, std::string(static_cast<std::size_t>(5 + k % 40), 'z'));
+  CHECK(cache.check_shards([](const auto& p, std::size_t n) { return p.check_invariants(n); }));
+  CHECK(cache.weight() <= 10'000);
+}

@@ -39,6 +39,15 @@ class EntryWeights {
     return *reinterpret_cast<const std::uint32_t*>(reinterpret_cast<const char*>(&e) - offset_);
   }
 
+  /// The total weight of the entries of `list` (an intrusive list of them,
+  /// walked with `front()` and `next(e)`): for policies' invariant checks.
+  template <class List>
+  [[nodiscard]] std::size_t total(const List& list) const noexcept {
+    std::size_t sum = 0;
+    for (const Entry* e = list.front(); e != nullptr; e = list.next(*e)) sum += (*this)(*e);
+    return sum;
+  }
+
  private:
   friend class detail::EntryLayout<Entry>;
   explicit constexpr EntryWeights(std::size_t offset) noexcept : offset_(offset) {}

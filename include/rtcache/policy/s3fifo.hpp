@@ -180,7 +180,8 @@ struct S3Fifo {
     [[nodiscard]] bool check_invariants(std::size_t resident_count) const noexcept {
       if (!small_.well_formed() || !main_.well_formed()) return false;
       if (small_.count() != small_count_ || main_.count() != main_count_) return false;
-      if (weight_of(small_) != small_size_ || weight_of(main_) != main_size_) return false;
+      if (weights_.total(small_) != small_size_ || weights_.total(main_) != main_size_)
+        return false;
       if (small_count_ + main_count_ + (pending_ != nullptr ? 1 : 0) != resident_count) {
         return false;
       }
@@ -212,12 +213,6 @@ struct S3Fifo {
     static constexpr std::size_t kFirstWeightedGhosts = 256;  // doubled as needed
 
     [[nodiscard]] std::size_t weight(const Entry& e) const noexcept { return weights_(e); }
-
-    [[nodiscard]] std::size_t weight_of(const detail::IntrusiveList<Entry>& list) const noexcept {
-      std::size_t total = 0;
-      for (Entry* e = list.front(); e != nullptr; e = list.next(*e)) total += weight(*e);
-      return total;
-    }
 
     // In weight with a weigher, else in entries.
     [[nodiscard]] std::size_t resident() const noexcept {

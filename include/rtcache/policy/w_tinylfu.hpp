@@ -312,8 +312,9 @@ struct BasicWTinyLfu {
       if (!window_.well_formed() || !probation_.well_formed() || !protected_.well_formed()) {
         return false;
       }
-      if (weight_of(window_) != window_size_ || weight_of(probation_) != probation_size_ ||
-          weight_of(protected_) != protected_size_) {
+      if (weights_.total(window_) != window_size_ ||
+          weights_.total(probation_) != probation_size_ ||
+          weights_.total(protected_) != protected_size_) {
         return false;
       }
       if (window_.count() + probation_.count() + protected_.count() != resident ||
@@ -367,11 +368,6 @@ struct BasicWTinyLfu {
     }
 
     [[nodiscard]] std::size_t weight(const Entry& e) const noexcept { return weights_(e); }
-    [[nodiscard]] std::size_t weight_of(const detail::IntrusiveList<Entry>& list) const noexcept {
-      std::size_t total = 0;
-      for (Entry* e = list.front(); e != nullptr; e = list.next(*e)) total += weight(*e);
-      return total;
-    }
 
     // Sizes what depends on the number of entries, for sized_for_ of them:
     // the history of departed keys (`history`, empty, of
