@@ -78,6 +78,38 @@ TEST_CASE("a table filled to its most entries has exactly ceil(max / kMaxLoad) b
   CHECK(t.find(kMax + 1, hash_of(kMax + 1)) == nullptr);
 }
 
+TEST_CASE("find answers for a key at any place in its chain, and for absent keys") {
+  // `find` tries the first or the second entry of the chain (picked without
+  // a branch), then walks the whole chain: every case of that choice.
+  Filled t(5);  // eight buckets, never more
+  REQUIRE(t.table.bucket_count() == Table::kMinBuckets);
+  // Hashes below 2^32 / 8 all go to bucket 0; the high half plays no part.
+  constexpr std::uint64_t kH1 = 11, kH2 = 22, kH3 = 33, kOther = 44;
+  REQUIRE(bucket_of(kOther, Table::kMinBuckets) == 0);
+  TestEntry& a = t.insert(1, kH1);
+  SECTION("a chain of one") {
+    CHECK(t.find(1, kH1) == &a);
+    CHECK(t.find(2, kH1) == nullptr);     // the first's hash, another key
+    CHECK(t.find(2, kOther) == nullptr);  // another hash: no second to try
+  }
+  SECTION("a longer chain") {
+    TestEntry& b = t.insert(2, kH2);
+    TestEntry& c = t.insert(3, kH3);
+    TestEntry& d = t.insert(4, kH1);      // the first's hash, another key
+    CHECK(t.find(1, kH1) == &a);          // first
+    CHECK(t.find(2, kH2) == &b);          // second
+    CHECK(t.find(3, kH3) == &c);          // third
+    CHECK(t.find(4, kH1) == &d);          // fourth, behind an entry of its hash
+    CHECK(t.find(5, kH2) == nullptr);     // the second's hash, another key
+    CHECK(t.find(5, kOther) == nullptr);  // no entry has its hash
+    t.table.unlink(&a);
+    CHECK(t.find(1, kH1) == nullptr);
+    CHECK(t.find(2, kH2) == &b);  // first now
+    CHECK(t.find(4, kH1) == &d);
+  }
+  CHECK(t.find(1, std::uint64_t{1} << 31) == nullptr);  // an empty bucket
+}
+
 TEST_CASE("a table's ceiling is ceil(max / kMaxLoad), never below the minimum bucket count") {
   CHECK(Filled(1).table.bucket_ceiling() == 1);
   CHECK(Filled(9).table.bucket_ceiling() == 8);

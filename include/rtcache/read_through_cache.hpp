@@ -531,6 +531,12 @@ class ReadThroughCache {
     return shard_index(hash_of(key));
   }
 
+  /// For tests: the low 32 bits of the key's hash, which pick its bucket
+  /// (see `detail::ChainedTable`).
+  [[nodiscard]] std::uint32_t bucket_hash_of(const K& key) const noexcept {
+    return static_cast<std::uint32_t>(hash_of(key));
+  }
+
   /// For tests: the bucket counts of shard `i`'s table, now and at most.
   [[nodiscard]] std::pair<std::size_t, std::size_t> bucket_counts(std::size_t i) const {
     std::lock_guard lock(shards_.at(i)->mutex);

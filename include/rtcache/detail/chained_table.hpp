@@ -9,6 +9,7 @@
 #include <memory>
 #include <utility>
 
+#include "macros.hpp"
 #include "retired_list.hpp"
 
 namespace rtcache::detail {
@@ -84,13 +85,23 @@ class ChainedTable {
   /// Without the lock, a concurrent grow may hide an entry: look again under
   /// the lock before concluding it is absent.
   template <class Matches>
-  [[nodiscard]] Entry* find(std::uint64_t hash, Matches&& matches) const {
-    const Buckets& b = *current_.load(std::memory_order_acquire);
-    for (Entry* e = b.head(hash).load(std::memory_order_acquire); e != nullptr;
-         e = e->chain_next.load(std::memory_order_acquire)) {
-      if (e->hash == static_cast<std::uint32_t>(hash) && matches(*e)) return e;
+  [[nodiscard]] RTCACHE_ALWAYS_INLINE Entry* find(std::uint64_t hash, Matches&& matches) const {
+    const auto low = static_cast<std::uint32_t>(hash);
+    const std::atomic<Entry*>& head = current_.load(std::memory_order_acquire)->head(hash);
+    Entry* first = head.load(std::memory_order_acquire);
+    if (first == nullptr) return nullptr;
+    // The key is most often first in its chain, else second. Which of the two
+    // to try is picked without a branch: a branch on the first entry's hash
+    // would be mispredicted on every chain where the key is second, and a
+    // misprediction there throws away the lookups the processor had already
+    // started after this one (in a loop of hits: the next keys' lookups).
+    // The second link sits on the first entry's cache line.
+    Entry* second = first->chain_next.load(std::memory_order_acquire);
+    Entry* candidate = pick(first->hash != low, second, first);
+    if (candidate != nullptr && candidate->hash == low && matches(*candidate)) [[likely]] {
+      return candidate;
     }
-    return nullptr;
+    return find_in_chain(head, low, matches);
   }
 
   /// Links `entry`, whose key must not be present. May grow the bucket array
@@ -217,6 +228,26 @@ class ChainedTable {
   static_assert(sizeof(Buckets) % alignof(std::atomic<Entry*>) == 0);
 
   Buckets& buckets() const noexcept { return *current_.load(std::memory_order_relaxed); }
+
+  /// `condition ? if_true : if_false`, computed with masks rather than a
+  /// branch (compilers turn a plain conditional into a branch here).
+  static Entry* pick(bool condition, Entry* if_true, Entry* if_false) noexcept {
+    const std::uintptr_t take_true = std::uintptr_t{0} - static_cast<std::uintptr_t>(condition);
+    return reinterpret_cast<Entry*>((reinterpret_cast<std::uintptr_t>(if_true) & take_true) |
+                                    (reinterpret_cast<std::uintptr_t>(if_false) & ~take_true));
+  }
+
+  /// The whole walk of `find`, for the keys not first or second in their
+  /// chain (and for the absent ones).
+  template <class Matches>
+  RTCACHE_NOINLINE static Entry* find_in_chain(const std::atomic<Entry*>& head, std::uint32_t low,
+                                               Matches& matches) {
+    for (Entry* e = head.load(std::memory_order_acquire); e != nullptr;
+         e = e->chain_next.load(std::memory_order_acquire)) {
+      if (e->hash == low && matches(*e)) return e;
+    }
+    return nullptr;
+  }
 
   std::atomic<Entry*>& link_to(Entry* entry) const noexcept {
     std::atomic<Entry*>* link = &buckets().head(entry->hash);
