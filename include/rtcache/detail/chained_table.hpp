@@ -238,10 +238,12 @@ class ChainedTable {
   }
 
   /// The whole walk of `find`, for the keys not first or second in their
-  /// chain (and for the absent ones).
+  /// chain (and for the absent ones). `matches` is taken by value: a
+  /// reference would make `find` keep the predicate (and what it refers to)
+  /// in memory, and reload the key from there on the fast path too.
   template <class Matches>
   RTCACHE_NOINLINE static Entry* find_in_chain(const std::atomic<Entry*>& head, std::uint32_t low,
-                                               Matches& matches) {
+                                               Matches matches) {
     for (Entry* e = head.load(std::memory_order_acquire); e != nullptr;
          e = e->chain_next.load(std::memory_order_acquire)) {
       if (e->hash == low && matches(*e)) return e;
