@@ -96,6 +96,41 @@ TEMPLATE_TEST_CASE("a hit allocates nothing", "", rtcache::DefaultPolicy, rtcach
   CHECK(cache.stats().hits == 50 * kKeys);
 }
 
+TEMPLATE_TEST_CASE("get_with hands a hit's string to the caller without copying it", "",
+                   rtcache::DefaultPolicy, rtcache::policy::Lru) {
+  // A long std::string is on the heap: `get` must allocate its copy, while
+  // `get_with` gives `f` the cached string itself.
+  constexpr std::uint64_t kKeys = 64;
+  auto cache = rtcache::make_cache<std::uint64_t, std::string, TestType>(
+      rtcache::Options{.capacity = 128, .shards = 2, .seed = 1},
+      [](const std::uint64_t& key) { return std::string(100, static_cast<char>('a' + key % 26)); });
+  for (std::uint64_t k = 0; k < kKeys; ++k) REQUIRE(cache.get(k)->size() == 100);
+
+  std::size_t before = g_allocations.load();
+  for (std::uint64_t k = 0; k < kKeys; ++k)
+    REQUIRE(cache.get(k)->front() == static_cast<char>('a' + k % 26));
+  CHECK(g_allocations.load() - before == kKeys);  // one copy each
+
+  // Counted here, checked after: no assertion runs (or allocates) between.
+  before = g_allocations.load();
+  std::size_t length = 0;
+  std::size_t found = 0;
+  std::size_t wrong = 0;
+  for (int round = 0; round < 10; ++round) {
+    for (std::uint64_t k = 0; k < kKeys; ++k) {
+      found += cache.get_with(k, [&](const std::string& s) {
+        wrong += s.front() != static_cast<char>('a' + k % 26);
+        length += s.size();
+      });
+    }
+  }
+  CHECK(g_allocations.load() == before);
+  CHECK(found == 10 * kKeys);
+  CHECK(wrong == 0);
+  CHECK(length == 10 * kKeys * 100);
+  CHECK(cache.stats().hits == 11 * kKeys);
+}
+
 TEMPLATE_TEST_CASE("a write of a cached small value rewrites it in place and allocates nothing", "",
                    rtcache::DefaultPolicy, rtcache::policy::WTinyLfu, rtcache::policy::Lru,
                    rtcache::policy::Sieve) {

@@ -19,6 +19,7 @@
 #include <mutex>
 #include <new>
 #include <optional>
+#include <string>
 #include <thread>
 #include <type_traits>
 #include <unordered_map>
@@ -186,12 +187,46 @@ class ReadThroughCache {
     return lookup_or_load<true>(key);
   }
 
+  /// Like `get`, without copying the value out: calls `f(value)` with a
+  /// const reference to the value of `key` and returns true, or returns false
+  /// without calling `f` when the store has no such key. Read-through and
+  /// coalesced as `get`; throws what `get` throws, and what `f` throws.
+  ///
+  /// On a hit, `f` gets the cached value itself, not a copy (a value that
+  /// writes rewrite in place, see the README, is first copied out with one
+  /// atomic load). For a `std::string` or a `std::shared_ptr`, that saves
+  /// the allocation or the reference-count updates of a copy. On a miss, `f`
+  /// gets the loaded value.
+  ///
+  /// On a hit, `f` runs with no lock held but inside the reader's epoch (see
+  /// docs/ARCHITECTURE.md): the value stays alive until `f` returns, even if
+  /// a write replaces it meanwhile, and the reference must not outlive `f`.
+  /// So `f` should be short, and it must not change any rtcache cache: a
+  /// write, an invalidation or a `get` that misses, called from `f`, throws
+  /// `RecursiveCallError` (it could have to wait for `f` to end). Hits, and
+  /// `get_with` calls that hit, are allowed. Nor may `f` wait for another
+  /// thread that changes a cache: that thread may be waiting for `f`.
+  template <class F>
+  requires std::invocable<F&, const V&>
+  bool get_with(const K& key, F&& f) {
+    const std::uint64_t h = hash_of(key);
+    Shard& shard = shard_for(h);
+    VisitSink<F> sink{f};
+    if (serve_hit_to(shard, h, key, sink)) [[likely]]
+      return sink.found;
+    const std::optional<V> loaded = load_after_miss<false>(shard, h, key);
+    if (!loaded) return false;
+    std::invoke(f, *loaded);
+    return true;
+  }
+
   /// The cached value of `key`, or `std::nullopt`; never calls the loader.
   [[nodiscard]] std::optional<V> get_if_present(const K& key) const {
     const std::uint64_t h = hash_of(key);
     Shard& shard = shard_for(h);
     std::optional<V> found;
-    if (try_hit<false>(shard, h, key, found, /*may_refresh=*/false) != Hit::kMiss) return found;
+    OptionalSink<false> sink{found};
+    if (try_hit(shard, h, key, sink, /*may_refresh=*/false) != Hit::kMiss) return found;
     {
       // A concurrent grow can hide an entry from the lock-free lookup.
       std::lock_guard lock(shard.mutex);
@@ -214,6 +249,7 @@ class ReadThroughCache {
   /// first loader exception, after every load it started has been released.
   template <std::ranges::input_range Keys>
   [[nodiscard]] std::unordered_map<K, V, Hash, KeyEqual> get_all(const Keys& keys) {
+    refuse_inside_read_section("get_all");
     std::unordered_map<K, V, Hash, KeyEqual> found(0, hash_, key_equal_);
     std::unordered_set<K, Hash, KeyEqual> seen(0, hash_, key_equal_);
     std::vector<Claim> owned;
@@ -255,6 +291,7 @@ class ReadThroughCache {
   /// failed load is counted, not thrown.
   template <std::ranges::input_range Keys>
   WarmReport warm(const Keys& keys, WarmOptions warm = {}) {
+    refuse_inside_read_section("warm");
     detail::validate_warm(warm);
     const std::vector<K> list(std::ranges::begin(keys), std::ranges::end(keys));
     std::atomic<std::size_t> next{0};
@@ -270,8 +307,9 @@ class ReadThroughCache {
         const K& key = list[i];
         const std::uint64_t h = hash_of(key);
         std::optional<V> ignored;
+        OptionalSink<false> sink{ignored};
         // A probe, not a read: it must not claim the entry's refresh.
-        if (try_hit<false>(shard_for(h), h, key, ignored, /*may_refresh=*/false) != Hit::kMiss) {
+        if (try_hit(shard_for(h), h, key, sink, /*may_refresh=*/false) != Hit::kMiss) {
           cached.fetch_add(1);
           continue;
         }
@@ -312,6 +350,7 @@ class ReadThroughCache {
   /// the value of the write that completed last. If the writer throws, the
   /// cache is unchanged and the exception propagates.
   void put(const K& key, V value) {
+    refuse_inside_read_section("put");
     static_assert(!std::same_as<Writer, NoWriter>,
                   "rtcache: put() needs a Writer; this cache was declared read-only (NoWriter)");
     const std::uint64_t h = hash_of(key);
@@ -331,6 +370,7 @@ class ReadThroughCache {
   /// unchanged, the cached entry is dropped so that the next `get` loads the
   /// winner, and the result says `applied == false`.
   PutResult put_if_version(const K& key, V value, std::uint64_t expected) {
+    refuse_inside_read_section("put_if_version");
     static_assert(VersionedWriterFor<Writer, K, V>,
                   "rtcache: put_if_version() needs a Writer with a member "
                   "write_if_version(const K&, const V&, std::uint64_t expected) returning "
@@ -345,6 +385,7 @@ class ReadThroughCache {
   /// Deletes `key` from the store through the writer's `erase`, then from the
   /// cache. If the writer throws, neither changes.
   void erase(const K& key) {
+    refuse_inside_read_section("erase");
     static_assert(DeletingWriterFor<Writer, K>,
                   "rtcache: erase() needs a Writer that can delete: give it a member "
                   "erase(const K&) that removes the key from the store");
@@ -356,6 +397,7 @@ class ReadThroughCache {
   /// fill, a message from another instance). Refused, like a load, when the
   /// cache holds a newer version. Does not affect loads in progress.
   void fill(const K& key, V value, std::uint64_t version = kUnknownVersion) {
+    refuse_inside_read_section("fill");
     const std::uint64_t h = hash_of(key);
     Shard& shard = shard_for(h);
     const std::uint32_t weight = weigh(key, value);
@@ -374,6 +416,7 @@ class ReadThroughCache {
   /// Drops `key` from this cache only (the store is not touched). A load of
   /// `key` in progress will not be installed.
   void invalidate(const K& key) {
+    refuse_inside_read_section("invalidate");
     const std::uint64_t h = hash_of(key);
     Shard& shard = shard_for(h);
     Removals removals(*this);
@@ -388,6 +431,7 @@ class ReadThroughCache {
   /// for invalidation messages that carry the version another instance wrote.
   /// A load of `key` in progress will not be installed either way.
   void invalidate_if_older(const K& key, std::uint64_t version) {
+    refuse_inside_read_section("invalidate_if_older");
     const std::uint64_t h = hash_of(key);
     Shard& shard = shard_for(h);
     Removals removals(*this);
@@ -410,10 +454,12 @@ class ReadThroughCache {
 
   /// Drops the cached entries for which `predicate(key, value)` holds. The
   /// predicate runs with no lock held, but inside a read-side critical
-  /// section: it must not call this cache. A value written in place while it
-  /// ran may be dropped with the one it selected (the next get reloads it).
+  /// section: as `get_with`'s function, it must not change any cache (that
+  /// throws `RecursiveCallError`). A value written in place while it ran may
+  /// be dropped with the one it selected (the next get reloads it).
   template <class Predicate>
   void invalidate_if(Predicate&& predicate) {
+    refuse_inside_read_section("invalidate_if");
     for (auto& shard_ptr : shards_) {
       Shard& shard = *shard_ptr;
       struct Match {
@@ -448,6 +494,7 @@ class ReadThroughCache {
 
   /// Drops every entry from this cache; loads in progress will not be installed.
   void invalidate_all() {
+    refuse_inside_read_section("invalidate_all");
     std::vector<Entry*> dropped;
     std::vector<std::size_t> dropped_end(shards_.size());  // shard i's are before dropped_end[i]
     Removals removals(*this);
@@ -1006,6 +1053,19 @@ class ReadThroughCache {
 
   enum class Hit { kMiss, kHit, kHitAndRefresh };
 
+  /// Throws if the calling thread is inside a read-side critical section
+  /// (`get_with`'s function, `invalidate_if`'s predicate): a change to any
+  /// cache from there may have to wait for entries to be freed, which waits
+  /// for that section to end, and would never return.
+  static void refuse_inside_read_section(const char* operation) {
+    if (detail::EpochDomain::inside_guard()) [[unlikely]] {
+      throw RecursiveCallError(
+          std::string("rtcache: ") + operation +
+          " was called from get_with's function or invalidate_if's predicate; a change to a "
+          "cache there could wait for that function to return (only hits are allowed)");
+    }
+  }
+
   // -- hashing and time ------------------------------------------------------
 
   std::uint64_t hash_of(const K& key) const noexcept {
@@ -1076,12 +1136,44 @@ class ReadThroughCache {
     }
   }
 
+  /// Where a hit's value goes: `absent()` for a cached "not found", else
+  /// `value(v, version)`, called inside the reader's epoch guard (`v` may be
+  /// the entry's own value). `kNeedsVersion`: whether `version` must be the
+  /// one stored with `v` (a value rewritten in place is then copied through
+  /// the write sequence), or may be anything.
+  template <bool kWithVersion>
+  struct OptionalSink {
+    static constexpr bool kNeedsVersion = kWithVersion;
+    Result<kWithVersion>& out;
+    void absent() noexcept { out.reset(); }
+    void value(const V& v, std::uint64_t version) {
+      if constexpr (kWithVersion) {
+        out.emplace(Versioned<V>{v, version});
+      } else {
+        out.emplace(v);
+      }
+    }
+  };
+
+  /// `get_with`'s sink: hands the value to the caller's function.
+  template <class F>
+  struct VisitSink {
+    static constexpr bool kNeedsVersion = false;
+    F& f;
+    bool found = false;
+    void absent() noexcept { found = false; }
+    void value(const V& v, std::uint64_t /*version*/) {
+      std::invoke(f, v);
+      found = true;
+    }
+  };
+
   /// The hit path: no lock, no allocation, and no write to memory that all
   /// readers of the shard write (the epoch announcement is per thread, the
-  /// counters and read buffer are striped). Copies the value (or, for a
-  /// cached "not found", nothing) into `out` unless it misses.
-  template <bool kWithVersion>
-  Hit try_hit(Shard& shard, std::uint64_t h, const K& key, Result<kWithVersion>& out,
+  /// counters and read buffer are striped). Gives the value (or, for a
+  /// cached "not found", nothing) to `sink` unless it misses.
+  template <class Sink>
+  Hit try_hit(Shard& shard, std::uint64_t h, const K& key, Sink& sink,
               bool may_refresh = true) const {
     detail::EpochGuard guard(*epoch_domain_);
     Entry* e =
@@ -1089,15 +1181,13 @@ class ReadThroughCache {
     if (e == nullptr) return Hit::kMiss;
     bool refresh_due = false;
     if constexpr (Entry::kInPlace) {
-      if (!copy_in_place<kWithVersion>(shard, h, *e, out, refresh_due)) return Hit::kMiss;
+      if (!copy_in_place(shard, h, *e, sink, refresh_due)) return Hit::kMiss;
     } else {
       if (!fresh_now(entries_.times(*e), refresh_due)) return Hit::kMiss;
       if (e->negative) {
-        out.reset();
-      } else if constexpr (kWithVersion) {
-        out.emplace(Versioned<V>{e->value, e->version});
+        sink.absent();
       } else {
-        out.emplace(e->value);
+        sink.value(e->value, e->version);  // never rewritten: no copy needed
       }
     }
     record_access(shard, *e);
@@ -1111,29 +1201,25 @@ class ReadThroughCache {
 
   /// `try_hit`'s copy when the value, version and times may be rewritten in
   /// place: through the shard's write sequence. False if the entry expired.
-  template <bool kWithVersion>
-  bool copy_in_place(const Shard& shard, std::uint64_t h, const Entry& e, Result<kWithVersion>& out,
+  template <class Sink>
+  bool copy_in_place(const Shard& shard, std::uint64_t h, const Entry& e, Sink& sink,
                      bool& refresh_due) const {
     if (e.negative) {  // never rewritten, and holds no value
       if (!fresh_now(entries_.times(e), refresh_due)) return false;
-      out.reset();
+      sink.absent();
       return true;
     }
-    if constexpr (!kWithVersion) {
+    if constexpr (!Sink::kNeedsVersion) {
       // The value alone is one atomic load: no sequence to check when it is
       // all the caller needs.
       if (!has_time_) {
-        out.emplace(detail::load_shared(e.value));
+        sink.value(detail::load_shared(e.value), kUnknownVersion);
         return true;
       }
     }
     const Snapshot s = snapshot(shard, h, e);
     if (!fresh_now(s.times, refresh_due)) return false;
-    if constexpr (kWithVersion) {
-      out.emplace(Versioned<V>{s.value, s.version});
-    } else {
-      out.emplace(s.value);
-    }
+    sink.value(s.value, s.version);
     return true;
   }
 
@@ -1182,7 +1268,13 @@ class ReadThroughCache {
   template <class Out>
   bool serve_hit(Shard& shard, std::uint64_t h, const K& key, Out& out) {
     constexpr bool kWithVersion = std::same_as<Out, std::optional<Versioned<V>>>;
-    const Hit hit = try_hit<kWithVersion>(shard, h, key, out);
+    OptionalSink<kWithVersion> sink{out};
+    return serve_hit_to(shard, h, key, sink);
+  }
+
+  template <class Sink>
+  bool serve_hit_to(Shard& shard, std::uint64_t h, const K& key, Sink& sink) {
+    const Hit hit = try_hit(shard, h, key, sink);
     if (hit == Hit::kHitAndRefresh) start_refresh(shard, h, key);
     return hit != Hit::kMiss;
   }
@@ -1245,6 +1337,7 @@ class ReadThroughCache {
   template <bool kWithVersion>
   RTCACHE_NOINLINE Result<kWithVersion> load_after_miss(Shard& shard, std::uint64_t h,
                                                         const K& key) {
+    refuse_inside_read_section("a get that missed");
     for (;;) {
       Claim claim = claim_locked_section(shard, h, key);
       switch (claim.kind) {

@@ -67,6 +67,11 @@ class EpochDomain {
     return *t_record_;
   }
 
+  /// True while the calling thread is inside a guard (of any cache).
+  [[nodiscard]] static bool inside_guard() noexcept {
+    return t_record_ != nullptr && t_record_->nesting != 0;
+  }
+
   void enter(ThreadRecord& record) noexcept {
     if (record.nesting++ != 0) return;
     const std::uint64_t epoch = epoch_.load(std::memory_order_relaxed);
