@@ -116,6 +116,7 @@ TEST_CASE("get_with passes on the loader's and f's exceptions, and the cache sta
   CHECK(store.reads() == 2);
   CHECK(cache.get(1) == "one");
   CHECK(store.reads() == 2);
+  CHECK(cache.stats().hits == 1);  // the hit whose f threw is not counted; get's is
 }
 
 TEST_CASE("get_with's f may read the cache, and is refused any change to a cache") {

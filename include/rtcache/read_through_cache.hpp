@@ -190,7 +190,8 @@ class ReadThroughCache {
   /// Like `get`, without copying the value out: calls `f(value)` with a
   /// const reference to the value of `key` and returns true, or returns false
   /// without calling `f` when the store has no such key. Read-through and
-  /// coalesced as `get`; throws what `get` throws, and what `f` throws.
+  /// coalesced as `get`; throws what `get` throws, and what `f` throws (a
+  /// hit whose `f` throws is not counted in `stats()`).
   ///
   /// On a hit, `f` gets the cached value itself, not a copy (a value that
   /// writes rewrite in place, see the README, is first copied out with one
