@@ -8,6 +8,12 @@
 # Run as root on Debian, it first installs the packages the build needs.
 # Sanitizer options (ASAN_OPTIONS, TSAN_OPTIONS, ...) are set by the test
 # presets in CMakePresets.json. Exits non-zero if any configuration fails.
+#
+# Nearly all of the time goes to compiling (the tests themselves run in about
+# a minute per configuration), so the sanitizer presets are set for compile
+# time: asan builds at -O0 (measured on tests/stress/model_test.cpp, GCC 12:
+# 48 s against 113 s at -O1 -g), tsan keeps -O1 (its run time needs it) with
+# line tables only (-g1: 32 s against 45 s). Stack traces keep file and line.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
