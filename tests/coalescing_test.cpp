@@ -55,6 +55,55 @@ TEST_CASE("64 threads missing one key run the loader once and all get its value"
   CHECK(store.reads() == 1);
 }
 
+TEST_CASE("get, get_versioned and get_with missing one key together share one load") {
+  FakeStore<> store;
+  store.set(7, "seven");
+  std::function<void(const int&)> before_read;
+  Cache cache(rtcache::Options{.capacity = 128, .seed = 1}, StoreLoader<>{&store, &before_read});
+  before_read = [&](const int&) {
+    spin_until([&] { return cache.stats().coalesced_waits == kThreads - 1; });
+  };
+
+  // A third of the threads each: get, get_versioned, get_with (whose
+  // function gets the loaded value, on a miss as on a hit).
+  std::vector<std::string> seen(kThreads);
+  std::vector<int> calls(kThreads, 0);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      const auto slot = static_cast<std::size_t>(i);
+      switch (i % 3) {
+        case 0:
+          seen[slot] = cache.get(7).value_or("<none>");
+          break;
+        case 1: {
+          const auto versioned = cache.get_versioned(7);
+          seen[slot] = versioned ? versioned->value : "<none>";
+          break;
+        }
+        default:
+          if (!cache.get_with(7, [&](const std::string& v) {
+                seen[slot] = v;
+                ++calls[slot];
+              })) {
+            seen[slot] = "<none>";
+          }
+          break;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+
+  CHECK(store.reads() == 1);
+  CHECK(cache.stats().loads == 1);
+  CHECK(cache.stats().coalesced_waits == kThreads - 1);
+  for (int i = 0; i < kThreads; ++i) {
+    CHECK(seen[static_cast<std::size_t>(i)] == "seven");
+    if (i % 3 == 2) CHECK(calls[static_cast<std::size_t>(i)] == 1);
+  }
+  CHECK(cache.pending_count() == 0);
+}
+
 TEST_CASE(
     "64 threads missing one key all receive the loader's exception, and the next get loads again") {
   FakeStore<> store;
