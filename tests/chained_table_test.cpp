@@ -223,3 +223,64 @@ TEST_CASE("a reader that looks again under the lock never misses a key during an
   }
   CHECK(lost.load() == 0);
 }
+
+// Readers that may not take the lock (a lookup inside get_with's function,
+// invalidate_if's walk): `find_settled` and a walk checked with
+// `settled_grows` / `no_grow_since` never miss a key that was inserted before
+// they started, however the grows fall. The plain `find` is run beside them,
+// to count the misses a grow caused (not asserted: that depends on timing).
+TEST_CASE("settled lookups and walks without the lock never miss a key during any grow") {
+  constexpr int kRounds = 20;
+  std::atomic<int> lost_finds{0};
+  std::atomic<int> lost_walks{0};
+  std::atomic<int> hidden{0};
+  std::atomic<int> walks_redone{0};
+  for (const std::size_t max : {700, 1000}) {
+    for (int round = 0; round < kRounds; ++round) {
+      Filled t(max);
+      std::atomic<std::size_t> inserted{0};
+      std::atomic<std::uint64_t> lookups{0};
+      std::thread finder([&] {
+        std::mt19937_64 random(static_cast<std::uint64_t>(round));
+        for (std::size_t n = inserted.load(std::memory_order_acquire); n < max;
+             n = inserted.load(std::memory_order_acquire)) {
+          if (n == 0) continue;
+          const std::uint64_t key = random() % n;
+          lookups.fetch_add(1, std::memory_order_relaxed);
+          const auto matches = [&](const TestEntry& e) { return e.key == key; };
+          if (t.table.find(hash_of(key), matches) == nullptr) hidden.fetch_add(1);
+          if (t.table.find_settled(hash_of(key), matches) == nullptr) lost_finds.fetch_add(1);
+        }
+      });
+      std::thread walker([&] {
+        for (std::size_t n = inserted.load(std::memory_order_acquire); n < max;
+             n = inserted.load(std::memory_order_acquire)) {
+          for (;;) {
+            const std::uint32_t grows = t.table.settled_grows();
+            std::size_t seen = 0;  // of the keys inserted before the walk
+            t.table.for_each([&](const TestEntry& e) { seen += e.key < n ? 1 : 0; });
+            if (t.table.no_grow_since(grows)) {
+              if (seen != n) lost_walks.fetch_add(1);
+              break;
+            }
+            walks_redone.fetch_add(1);
+          }
+          lookups.fetch_add(1, std::memory_order_relaxed);
+        }
+      });
+      for (std::uint64_t k = 0; k < max; ++k) {
+        t.insert(k, hash_of(k));  // one writer: no lock needed here
+        inserted.store(k + 1, std::memory_order_release);
+        const std::uint64_t seen = lookups.load(std::memory_order_relaxed);
+        while (k % 16 == 0 && k + 1 < max && lookups.load(std::memory_order_relaxed) < seen + 2) {
+          std::this_thread::yield();
+        }
+      }
+      finder.join();
+      walker.join();
+    }
+  }
+  INFO("plain finds a grow hid: " << hidden.load() << "; walks redone: " << walks_redone.load());
+  CHECK(lost_finds.load() == 0);
+  CHECK(lost_walks.load() == 0);
+}

@@ -8,7 +8,10 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <latch>
+#include <memory>
+#include <optional>
 #include <rtcache/rtcache.hpp>
 #include <stdexcept>
 #include <string>
@@ -144,15 +147,18 @@ TEST_CASE("get_with's f may read the cache, and is refused any change to a cache
   CHECK(cache.get_with(1, [&](const std::string& outer) {
     CHECK(cache.get_with(2, [&](const std::string& v) { inner = outer + v; }));  // a hit
     CHECK(cache.get(2) == "two");                                                // a hit
-    refuses([&] { (void)cache.get(3); });  // a miss would load and insert
+    CHECK(cache.get_if_present(2) == "two");
+    CHECK(cache.get_if_present(3) == std::nullopt);  // absent: answered without the lock
+    refuses([&] { (void)cache.get(3); });            // a miss would load and insert
     refuses([&] { cache.put(1, "uno"); });
     refuses([&] { cache.erase(2); });
     refuses([&] { cache.invalidate(2); });
     refuses([&] { cache.invalidate_all(); });
     refuses([&] { (void)other.get(1); });  // another cache too (entries are freed alike)
     refuses([&] { other.put(5, "five"); });
+    refuses([&] { (void)cache.pending_count(); });  // takes every shard's lock
   }));
-  CHECK(refused == 7);
+  CHECK(refused == 8);
   CHECK(inner == "onetwo");
   CHECK(store.writes() == 0);  // refused before the writer ran
   CHECK(store.deletes() == 0);
@@ -269,4 +275,81 @@ TEST_CASE("get_with of a value rewritten in place reads it whole") {
   std::uint64_t last = 0;
   CHECK(cache.get_with(1, [&](const std::uint64_t& v) { last = v; }));
   CHECK(last == (20000 % 256) * 0x0101010101010101ULL);
+}
+
+TEST_CASE("lookups inside get_with's function find every cached key while the table grows") {
+  // Inside f no lock may be taken, so a lookup there cannot check a miss
+  // again under the lock, as a get does; a grow that moves entries meanwhile
+  // could hide one. Such a lookup searches until the answer is certain:
+  // cached keys are always found, never refused as misses.
+  FakeStore<> store;
+  constexpr int kCached = 64;
+  for (int k = 0; k < kCached; ++k) store.set(k, "v" + std::to_string(k));
+  Cache cache(rtcache::Options{.capacity = 100'000, .shards = 1}, StoreLoader<>{&store},
+              StoreWriter<>{&store});
+  for (int k = 0; k < kCached; ++k) REQUIRE(cache.get(k).has_value());
+
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    // From 64 entries to 40,064: the table doubles about ten times.
+    for (int k = 1'000; k < 41'000; ++k) cache.put(k, "w");
+    done.store(true);
+  });
+  int lookups = 0;
+  int wrong = 0;
+  int refused = 0;
+  while (!done.load()) {
+    REQUIRE(cache.get_with(0, [&](const std::string&) {
+      for (int k = 0; k < kCached; ++k) {
+        const std::string expected = "v" + std::to_string(k);
+        try {
+          if (cache.get(k) != expected) ++wrong;
+        } catch (const rtcache::RecursiveCallError&) {
+          ++refused;
+        }
+        if (cache.get_if_present(k) != expected) ++wrong;
+        lookups += 2;
+      }
+    }));
+  }
+  writer.join();
+  INFO(lookups << " lookups inside get_with's function");
+  CHECK(wrong == 0);
+  CHECK(refused == 0);
+  CHECK(store.reads() == kCached);  // nothing was loaded again
+}
+
+TEST_CASE("a hit inside get_with's function starts no refresh; the next hit outside does") {
+  // A refresh takes the shard lock, and an inline executor would run the
+  // whole load inside f: neither may happen there.
+  using namespace std::chrono_literals;
+  auto clock = std::make_shared<rtcache::ManualClock>();
+  FakeStore<> store;
+  store.set(1, "v1");
+  store.set(2, "two");
+  int inline_runs = 0;
+  Cache cache(rtcache::Options{.capacity = 16,
+                               .expire_after_write = 60s,
+                               .refresh_after = 10s,
+                               .clock = clock,
+                               .executor =
+                                   [&](std::function<void()> task) {
+                                     ++inline_runs;
+                                     task();
+                                   }},
+              StoreLoader<>{&store}, StoreWriter<>{&store});
+  REQUIRE(cache.get(1) == "v1");
+  REQUIRE(cache.get(2) == "two");
+  store.set(1, "v1 again");
+  clock->advance(11s);  // both due for a refresh
+  CHECK(cache.get_with(2, [&](const std::string&) {
+    CHECK(cache.get(1) == "v1");  // served; no refresh from here
+    CHECK(inline_runs == 0);
+  }));
+  CHECK(inline_runs == 1);  // get_with's own hit on 2, after f returned
+  CHECK(cache.stats().refreshes == 1);
+  CHECK(cache.get(1) == "v1");  // this hit starts the refresh of 1, which runs inline
+  CHECK(inline_runs == 2);
+  CHECK(cache.get(1) == "v1 again");
+  CHECK(store.reads() == 4);
 }

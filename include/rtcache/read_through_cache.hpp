@@ -204,9 +204,11 @@ class ReadThroughCache {
   /// a write replaces it meanwhile, and the reference must not outlive `f`.
   /// So `f` should be short, and it must not change any rtcache cache: a
   /// write, an invalidation or a `get` that misses, called from `f`, throws
-  /// `RecursiveCallError` (it could have to wait for `f` to end). Hits, and
-  /// `get_with` calls that hit, are allowed. Nor may `f` wait for another
-  /// thread that changes a cache: that thread may be waiting for `f`.
+  /// `RecursiveCallError` (it could have to wait for `f` to end). Lookups
+  /// are allowed, and take no lock there: `get`, `get_versioned` and
+  /// `get_with` of cached keys, `get_if_present` of any key (a hit there
+  /// starts no refresh; the next hit outside does). Nor may `f` wait for
+  /// another thread that changes a cache: that thread may be waiting for `f`.
   template <class F>
   requires std::invocable<F&, const V&>
   bool get_with(const K& key, F&& f) {
@@ -228,7 +230,10 @@ class ReadThroughCache {
     std::optional<V> found;
     OptionalSink<false> sink{found};
     if (try_hit(shard, h, key, sink, /*may_refresh=*/false) != Hit::kMiss) return found;
-    {
+    if (detail::EpochDomain::inside_guard()) {
+      // In get_with's function: no lock (see load_after_miss).
+      if (try_hit</*kSettled=*/true>(shard, h, key, sink, false) != Hit::kMiss) return found;
+    } else {
       // A concurrent grow can hide an entry from the lock-free lookup.
       std::lock_guard lock(shard.mutex);
       Entry* e = find_locked(shard, h, key);
@@ -457,7 +462,9 @@ class ReadThroughCache {
   /// predicate runs with no lock held, but inside a read-side critical
   /// section: as `get_with`'s function, it must not change any cache (that
   /// throws `RecursiveCallError`). A value written in place while it ran may
-  /// be dropped with the one it selected (the next get reloads it).
+  /// be dropped with the one it selected (the next get reloads it). If the
+  /// shard's table grows meanwhile, the predicate sees the shard's entries
+  /// again (a grow moves them, and may hide some from the first pass).
   template <class Predicate>
   void invalidate_if(Predicate&& predicate) {
     refuse_inside_read_section("invalidate_if");
@@ -471,16 +478,24 @@ class ReadThroughCache {
       std::vector<Match> matches;
       {
         detail::EpochGuard guard;
-        shard.table.for_each([&](Entry& e) {
-          if (e.negative) return;
-          if constexpr (Entry::kInPlace) {
-            // The value may be rewritten meanwhile: test a consistent copy.
-            const V value = detail::load_shared(e.value);
-            if (predicate(std::as_const(e.key), value)) matches.push_back(Match{e.key, e.hash, &e});
-          } else if (predicate(std::as_const(e.key), std::as_const(e.value))) {
-            matches.push_back(Match{e.key, e.hash, &e});
-          }
-        });
+        // A grow during the walk may hide entries from it: then walk again.
+        for (std::uint32_t grows = shard.table.settled_grows();;
+             grows = shard.table.settled_grows()) {
+          matches.clear();
+          shard.table.for_each([&](Entry& e) {
+            if (e.negative) return;
+            if constexpr (Entry::kInPlace) {
+              // The value may be rewritten meanwhile: test a consistent copy.
+              const V value = detail::load_shared(e.value);
+              if (predicate(std::as_const(e.key), value)) {
+                matches.push_back(Match{e.key, e.hash, &e});
+              }
+            } else if (predicate(std::as_const(e.key), std::as_const(e.value))) {
+              matches.push_back(Match{e.key, e.hash, &e});
+            }
+          });
+          if (shard.table.no_grow_since(grows)) break;
+        }
       }
       if (matches.empty()) continue;
       Removals removals(*this);
@@ -682,6 +697,7 @@ class ReadThroughCache {
   /// The sum of `count(shard)` over the shards, each read under its lock.
   template <class Count>
   std::size_t sum_over_shards(Count count) const {
+    refuse_inside_read_section("a count over the shards' locks");
     std::size_t total = 0;
     for (const auto& shard : shards_) {
       std::lock_guard lock(shard->mutex);
@@ -1057,13 +1073,16 @@ class ReadThroughCache {
   /// Throws if the calling thread is inside a read-side critical section
   /// (`get_with`'s function, `invalidate_if`'s predicate): a change to any
   /// cache from there may have to wait for entries to be freed, which waits
-  /// for that section to end, and would never return.
+  /// for that section to end, and would never return. So may a wait for a
+  /// shard lock: its holder may be waiting for the same. Reads from there
+  /// take no lock (`load_after_miss`, `get_if_present`).
   static void refuse_inside_read_section(const char* operation) {
     if (detail::EpochDomain::inside_guard()) [[unlikely]] {
       throw RecursiveCallError(
           std::string("rtcache: ") + operation +
           " was called from get_with's function or invalidate_if's predicate; a change to a "
-          "cache there could wait for that function to return (only hits are allowed)");
+          "cache, or a lock, there could wait for that function to return (only lookups are "
+          "allowed)");
     }
   }
 
@@ -1173,12 +1192,15 @@ class ReadThroughCache {
   /// readers of the shard write (the epoch announcement is per thread, the
   /// counters and read buffer are striped). Gives the value (or, for a
   /// cached "not found", nothing) to `sink` unless it misses.
-  template <class Sink>
+  ///
+  /// `kSettled`: a miss is certain (`ChainedTable::find_settled`), for
+  /// callers that may not check again under the lock.
+  template <bool kSettled = false, class Sink>
   Hit try_hit(Shard& shard, std::uint64_t h, const K& key, Sink& sink,
               bool may_refresh = true) const {
     detail::EpochGuard guard(*epoch_domain_);
-    Entry* e =
-        shard.table.find(h, [&](const Entry& candidate) { return key_equal_(candidate.key, key); });
+    const auto matches = [&](const Entry& candidate) { return key_equal_(candidate.key, key); };
+    Entry* e = kSettled ? shard.table.find_settled(h, matches) : shard.table.find(h, matches);
     if (e == nullptr) return Hit::kMiss;
     bool refresh_due = false;
     if constexpr (Entry::kInPlace) {
@@ -1193,7 +1215,11 @@ class ReadThroughCache {
     }
     record_access(shard, *e);
     counters_.add(detail::Counter::kHits);
-    if (may_refresh && refresh_due && !e->refresh_started.load(std::memory_order_relaxed) &&
+    // A hit inside another read section (get_with's function) starts no
+    // refresh: that takes the shard lock, and an inline executor would run
+    // the whole load there. The next hit outside starts it.
+    if (may_refresh && refresh_due && !guard.nested() &&
+        !e->refresh_started.load(std::memory_order_relaxed) &&
         !e->refresh_started.exchange(true, std::memory_order_relaxed)) {
       return Hit::kHitAndRefresh;
     }
@@ -1338,7 +1364,15 @@ class ReadThroughCache {
   template <bool kWithVersion>
   RTCACHE_NOINLINE Result<kWithVersion> load_after_miss(Shard& shard, std::uint64_t h,
                                                         const K& key) {
-    refuse_inside_read_section("a get that missed");
+    if (detail::EpochDomain::inside_guard()) [[unlikely]] {
+      // In get_with's function: no lock may be taken here (a writer holding
+      // it may be waiting for that function to return). A grow can hide an
+      // entry from the lock-free lookup, so look until the answer is certain.
+      Result<kWithVersion> found;
+      OptionalSink<kWithVersion> sink{found};
+      if (try_hit</*kSettled=*/true>(shard, h, key, sink) != Hit::kMiss) return found;
+      refuse_inside_read_section("a get that missed");
+    }
     for (;;) {
       Claim claim = claim_locked_section(shard, h, key);
       switch (claim.kind) {

@@ -9,6 +9,7 @@
 #include <memory>
 #include <utility>
 
+#include "cpu_relax.hpp"
 #include "macros.hpp"
 #include "retired_list.hpp"
 
@@ -104,6 +105,37 @@ class ChainedTable {
     return find_in_chain(head, low, matches);
   }
 
+  /// As `find`, but a miss is certain: the key was absent at some moment
+  /// during the call. A grow that overlaps the search (and may have hidden
+  /// the entry) makes it search again. For readers that may not take the
+  /// lock; a grow never waits for readers, so the wait here is short.
+  template <class Matches>
+  [[nodiscard]] Entry* find_settled(std::uint64_t hash, Matches&& matches) const {
+    for (;;) {
+      const std::uint32_t before = settled_grows();
+      if (Entry* e = find(hash, matches)) return e;
+      if (no_grow_since(before)) return nullptr;
+    }
+  }
+
+  /// The number of grows so far, once no grow is under way (waits for one
+  /// to finish). With `no_grow_since`, tells a lock-free walk whether a grow
+  /// overlapped it: a seqlock over the grows.
+  [[nodiscard]] std::uint32_t settled_grows() const noexcept {
+    std::uint32_t grows = grows_.load(std::memory_order_acquire);
+    while ((grows & 1) != 0) {
+      cpu_relax();
+      grows = grows_.load(std::memory_order_acquire);
+    }
+    return grows;
+  }
+  /// True if no grow started since `settled_grows()` returned `before`.
+  /// No fence needed: the walk's loads are acquires of the grow's release
+  /// stores, so a walk that saw any move of the grow also sees its start.
+  [[nodiscard]] bool no_grow_since(std::uint32_t before) const noexcept {
+    return grows_.load(std::memory_order_relaxed) == before;
+  }
+
   /// Links `entry`, whose key must not be present. May grow the bucket array
   /// (and throw `std::bad_alloc` doing so, leaving the table unchanged); the
   /// old array is then stamped with `stamp()`, called after the new array is
@@ -134,14 +166,17 @@ class ChainedTable {
     link_to(old).store(fresh, std::memory_order_release);
   }
 
-  /// Calls `f(entry)` for every entry; `f` must not change the table.
+  /// Calls `f(entry)` for every entry; `f` must not change the table. May
+  /// also be called without the lock, inside an epoch guard, as `find`: a
+  /// grow meanwhile may then hide entries from the walk (`settled_grows`
+  /// tells).
   template <class F>
   void for_each(F&& f) const {
-    const Buckets& b = buckets();
+    const Buckets& b = *current_.load(std::memory_order_acquire);
     for (std::size_t i = 0; i < b.count(); ++i) {
-      Entry* e = b.heads()[i].load(std::memory_order_relaxed);
+      Entry* e = b.heads()[i].load(std::memory_order_acquire);
       while (e != nullptr) {
-        Entry* next = e->chain_next.load(std::memory_order_relaxed);
+        Entry* next = e->chain_next.load(std::memory_order_acquire);
         f(*e);
         e = next;
       }
@@ -278,6 +313,8 @@ class ChainedTable {
     const std::size_t n = std::min(old.count() * 2, ceiling_);
     retired_.reserve_one();
     Buckets* fresh = Buckets::make(n);  // the last step that may throw
+    const std::uint32_t grows = grows_.load(std::memory_order_relaxed);
+    grows_.store(grows + 1, std::memory_order_relaxed);  // odd: under way (the moves release it)
     // Readers may be walking the old array while entries move. The old
     // chains are taken in order, each from its head, and an entry is cut off
     // (its link set to null) before it is appended to the end of its new
@@ -319,6 +356,7 @@ class ChainedTable {
       }
     }
     current_.store(fresh, std::memory_order_release);
+    grows_.store(grows + 2, std::memory_order_release);
     grow_at_ = grow_at_for(n);
     // Stamped once unlinked (the array is published above, and the stamp's
     // read-modify-write orders that before it), as an entry is.
@@ -329,8 +367,9 @@ class ChainedTable {
   // every insert: keep them on separate cache lines.
   alignas(64) std::atomic<Buckets*> current_;
   alignas(64) std::size_t size_ = 0;
-  const std::size_t ceiling_;  // the most buckets
-  std::size_t grow_at_;        // the size at which `insert` grows the array
+  std::atomic<std::uint32_t> grows_{0};  // twice the grows, plus one during one
+  const std::size_t ceiling_;            // the most buckets
+  std::size_t grow_at_;                  // the size at which `insert` grows the array
   RetiredList<Buckets*> retired_;
 };
 

@@ -189,6 +189,8 @@ class EpochGuard {
     domain_.enter(record_);
   }
   ~EpochGuard() { domain_.leave(record_); }
+  /// True if the thread was already inside a guard when this one opened.
+  [[nodiscard]] bool nested() const noexcept { return record_.nesting > 1; }
   EpochGuard(const EpochGuard&) = delete;
   EpochGuard& operator=(const EpochGuard&) = delete;
 
