@@ -353,3 +353,32 @@ TEST_CASE("a hit inside get_with's function starts no refresh; the next hit outs
   CHECK(cache.get(1) == "v1 again");
   CHECK(store.reads() == 4);
 }
+
+TEST_CASE("lookups inside get_with's function never wait for writers that wait for them") {
+  // A writer whose shard's retired list is full waits, under the shard
+  // lock, for every open read section to close: get_with's function is one.
+  // A lookup there that waited for that lock would never return; lookups
+  // there take no lock (without that, this test deadlocks).
+  FakeStore<> store;
+  for (int k = 0; k < 256; ++k) store.set(k, std::string(32, 'a'));
+  Cache cache(rtcache::Options{.capacity = 64, .shards = 1}, StoreLoader<>{&store},
+              StoreWriter<>{&store});
+  REQUIRE(cache.get(0).has_value());
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    // Each put replaces or evicts an entry: about 30 times the retired list.
+    for (int i = 0; i < 8'000; ++i)
+      cache.put(i % 256, std::string(32, static_cast<char>('a' + i % 26)));
+    done.store(true);
+  });
+  int absent = 0;
+  while (!done.load()) {
+    cache.get_with(0, [&](const std::string&) {
+      // Long enough for the writer to fill its retired list and wait.
+      for (int i = 0; i < 20'000; ++i) absent += cache.get_if_present(256 + i % 64) ? 0 : 1;
+    });
+  }
+  writer.join();
+  CHECK(absent > 0);
+  CHECK(store.writes() == 8'000);
+}
