@@ -22,18 +22,27 @@ constexpr int kThreads = 64;
 
 using Cache = rtcache::ReadThroughCache<int, std::string, StoreLoader<>>;
 
+/// Key 7 in the store, and a cache whose loader holds on until the 63 other
+/// threads are waiting for it (then returns, or throws "database is down").
+struct HeldLoad {
+  explicit HeldLoad(bool fail = false) {
+    store.set(7, "seven");
+    before_read = [this, fail](const int&) {
+      spin_until([&] { return cache.stats().coalesced_waits == kThreads - 1; });
+      if (fail) throw std::runtime_error("database is down");
+    };
+  }
+  FakeStore<> store;
+  std::function<void(const int&)> before_read;
+  Cache cache{rtcache::Options{.capacity = 128, .seed = 1}, StoreLoader<>{&store, &before_read}};
+};
+
 }  // namespace
 
 TEST_CASE("64 threads missing one key run the loader once and all get its value") {
-  FakeStore<> store;
-  store.set(7, "seven");
-  std::function<void(const int&)> before_read;
-  Cache cache(rtcache::Options{.capacity = 128, .seed = 1}, StoreLoader<>{&store, &before_read});
-
-  // The loader holds on until the 63 other threads are waiting for it.
-  before_read = [&](const int&) {
-    spin_until([&] { return cache.stats().coalesced_waits == kThreads - 1; });
-  };
+  HeldLoad held;
+  FakeStore<>& store = held.store;
+  Cache& cache = held.cache;
 
   std::vector<std::optional<std::string>> results(kThreads);
   std::vector<std::thread> threads;
@@ -56,13 +65,9 @@ TEST_CASE("64 threads missing one key run the loader once and all get its value"
 }
 
 TEST_CASE("get, get_versioned and get_with missing one key together share one load") {
-  FakeStore<> store;
-  store.set(7, "seven");
-  std::function<void(const int&)> before_read;
-  Cache cache(rtcache::Options{.capacity = 128, .seed = 1}, StoreLoader<>{&store, &before_read});
-  before_read = [&](const int&) {
-    spin_until([&] { return cache.stats().coalesced_waits == kThreads - 1; });
-  };
+  HeldLoad held;
+  FakeStore<>& store = held.store;
+  Cache& cache = held.cache;
 
   // A third of the threads each: get, get_versioned, get_with (whose
   // function gets the loaded value, on a miss as on a hit).
@@ -106,14 +111,8 @@ TEST_CASE("get, get_versioned and get_with missing one key together share one lo
 
 TEST_CASE(
     "64 threads missing one key all receive the loader's exception, and the next get loads again") {
-  FakeStore<> store;
-  store.set(7, "seven");
-  std::function<void(const int&)> before_read;
-  Cache cache(rtcache::Options{.capacity = 128, .seed = 1}, StoreLoader<>{&store, &before_read});
-  before_read = [&](const int&) {
-    spin_until([&] { return cache.stats().coalesced_waits == kThreads - 1; });
-    throw std::runtime_error("database is down");
-  };
+  HeldLoad held(/*fail=*/true);
+  Cache& cache = held.cache;
 
   std::atomic<int> failures{0};
   std::vector<std::thread> threads;
@@ -134,7 +133,7 @@ TEST_CASE(
   CHECK(cache.size() == 0);
   CHECK(cache.pending_count() == 0);
 
-  before_read = nullptr;
+  held.before_read = nullptr;
   CHECK(cache.get(7) == std::optional<std::string>("seven"));
   CHECK(cache.stats().loads == 2);
 }
