@@ -6,6 +6,7 @@
 #include <chrono>
 #include <functional>
 #include <latch>
+#include <optional>
 #include <rtcache/rtcache.hpp>
 #include <string>
 #include <thread>
@@ -125,6 +126,89 @@ TEST_CASE("a loader that asks for its own key gets RecursiveCallError instead of
   // The cache still works for that key afterwards.
   before_read = nullptr;
   CHECK(cache.get(1) == std::optional<std::string>("one"));
+}
+
+TEST_CASE("loaders that ask for each other's keys get RecursiveCallError instead of a deadlock") {
+  // The loader of 1 asks for 2 and the loader of 2 for 1, on two threads,
+  // once both loads have started: each would wait for the other forever.
+  // The second to wait closes the cycle and is refused; its loader's
+  // failure then ends the first one's wait with the same error.
+  FakeStore<> store;
+  store.set(1, "one");
+  store.set(2, "two");
+  std::function<void(const int&)> before_read;
+  Cache cache(rtcache::Options{.capacity = 64, .seed = 1}, StoreLoader<>{&store, &before_read},
+              StoreWriter<>{&store});
+  std::latch both_loading(2);
+  std::atomic<int> inner_refusals{0};
+  before_read = [&](const int& key) {
+    both_loading.arrive_and_wait();
+    try {
+      (void)cache.get(3 - key);
+    } catch (const rtcache::RecursiveCallError& e) {
+      if (std::string(e.what()).find("cycle") != std::string::npos) inner_refusals.fetch_add(1);
+      throw;
+    }
+  };
+  std::atomic<int> refused{0};
+  const auto get = [&](int key) {
+    try {
+      (void)cache.get(key);
+    } catch (const rtcache::RecursiveCallError&) {
+      refused.fetch_add(1);
+    }
+  };
+  std::thread first(get, 1);
+  std::thread second(get, 2);
+  first.join();
+  second.join();
+  CHECK(refused.load() == 2);  // both gets: one refused, one failed with it
+  CHECK(inner_refusals.load() == 2);
+  CHECK(cache.pending_count() == 0);
+  before_read = nullptr;
+  CHECK(cache.get(1) == std::optional<std::string>("one"));
+  CHECK(cache.get(2) == std::optional<std::string>("two"));
+}
+
+TEST_CASE("a cycle of loads across two caches of different types is refused too") {
+  FakeStore<> names;
+  names.set(1, "one");
+  std::latch both_loading(2);
+  std::function<void(const int&)> before_name;
+  Cache by_name(rtcache::Options{.capacity = 8, .seed = 1}, StoreLoader<>{&names, &before_name},
+                StoreWriter<>{&names});
+  std::function<std::optional<int>(const int&)> load_length;
+  auto lengths = rtcache::make_cache<int, int>(rtcache::Options{.capacity = 8, .seed = 1},
+                                               [&](const int& k) { return load_length(k); });
+  before_name = [&](const int& key) {
+    both_loading.arrive_and_wait();
+    (void)lengths.get(key);  // waits for the other thread's load of the length
+  };
+  load_length = [&](const int& key) -> std::optional<int> {
+    both_loading.arrive_and_wait();
+    const auto name = by_name.get(key);  // waits for the other thread's load of the name
+    return name ? std::optional<int>(static_cast<int>(name->size())) : std::nullopt;
+  };
+  std::atomic<int> refused{0};
+  std::thread first([&] {
+    try {
+      (void)by_name.get(1);
+    } catch (const rtcache::RecursiveCallError&) {
+      refused.fetch_add(1);
+    }
+  });
+  std::thread second([&] {
+    try {
+      (void)lengths.get(1);
+    } catch (const rtcache::RecursiveCallError&) {
+      refused.fetch_add(1);
+    }
+  });
+  first.join();
+  second.join();
+  CHECK(refused.load() == 2);
+  CHECK(by_name.pending_count() == 0);
+  CHECK(lengths.pending_count() == 0);
 }
 
 TEST_CASE("a writer that writes its own key through the cache gets RecursiveCallError") {

@@ -280,7 +280,7 @@ class ReadThroughCache {
     }
     load_owned(owned, found);
     for (Claim& claim : joined) {
-      claim.flight->wait();
+      wait_for_load(*claim.flight);
       if (claim.joined_superseded) {
         if (auto value = get(claim.key)) found.emplace(claim.key, std::move(*value));
         continue;
@@ -1380,7 +1380,7 @@ class ReadThroughCache {
           if (!claim.hit) return std::nullopt;
           return project<kWithVersion>(*claim.hit);
         case Claim::kJoin: {
-          claim.flight->wait();
+          wait_for_load(*claim.flight);
           // A load that was superseded before we joined may hold a value
           // older than a write that finished before we arrived: load afresh.
           if (claim.joined_superseded) continue;
@@ -1395,6 +1395,13 @@ class ReadThroughCache {
         }
       }
     }
+  }
+
+  /// Waits for another thread's load, unless that would close a cycle of
+  /// loads waiting for each other (`RecursiveCallError`).
+  static void wait_for_load(const Flight& flight) {
+    const detail::LoadWaits::Wait wait(flight);
+    flight.wait();
   }
 
   /// Under the shard lock, after a lock-free miss: a hit after all, or the

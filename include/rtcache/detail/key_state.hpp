@@ -5,27 +5,115 @@
 #include <cstdint>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "../errors.hpp"
 #include "../versioned.hpp"
 
 namespace rtcache::detail {
+
+/// What every load in progress has, whatever its value type: the thread
+/// running the loader, and whether it has finished.
+class FlightBase {
+ public:
+  explicit FlightBase(std::thread::id owner) noexcept : owner_(owner) {}
+
+  /// The thread running the loader (set under the shard lock: a background
+  /// refresh learns its thread only when it starts; read also by
+  /// `LoadWaits`, without that lock).
+  [[nodiscard]] std::thread::id owner() const noexcept {
+    return owner_.load(std::memory_order_acquire);
+  }
+  void set_owner(std::thread::id owner) noexcept { owner_.store(owner, std::memory_order_release); }
+
+  /// True once the outcome is published: nobody waits for it any longer.
+  [[nodiscard]] bool done() const noexcept { return done_.load(std::memory_order_acquire); }
+
+  void wait() const noexcept {
+    while (!done_.load(std::memory_order_acquire)) done_.wait(false, std::memory_order_acquire);
+  }
+
+ protected:
+  void publish() noexcept {
+    done_.store(true, std::memory_order_release);
+    done_.notify_all();
+  }
+
+ private:
+  std::atomic<std::thread::id> owner_;
+  std::atomic<bool> done_{false};
+};
+
+/// Which load each thread waits for, over every cache of the process, so
+/// that a wait that would close a cycle is refused instead of deadlocking:
+/// the loader of A, on one thread, asks for B while the loader of B, on
+/// another, asks for A (or longer cycles, across caches). Only threads that
+/// join another thread's load pass through here, under one mutex: they are
+/// about to block anyway.
+class LoadWaits {
+ public:
+  /// Registers the calling thread as waiting for `load` for its lifetime.
+  class Wait {
+   public:
+    /// Throws `RecursiveCallError` if the thread running `load` waits, through
+    /// a chain of loads, for the calling thread.
+    explicit Wait(const FlightBase& load) : waits_(instance()), me_(std::this_thread::get_id()) {
+      std::lock_guard lock(waits_.mutex_);
+      // Each thread waits for at most one load, so the chain ends or loops;
+      // a loop without this thread (not refused: its last wait began before
+      // a refresh learned its thread) is left after as many steps as waits.
+      // A finished load ends the chain: its owner waits for nothing through
+      // it (get_all finishes its own loads before it waits for others').
+      std::size_t steps = waits_.waiting_.size() + 1;
+      for (const FlightBase* next = &load; next != nullptr && !next->done() && steps-- > 0;) {
+        const std::thread::id owner = next->owner();
+        if (owner == me_) {
+          throw RecursiveCallError(
+              "rtcache: loaders wait for each other in a cycle (a loader asked a cache for a key "
+              "whose load waits, directly or through other loads, for this one); that would "
+              "deadlock");
+        }
+        const auto it = waits_.waiting_.find(owner);
+        next = it == waits_.waiting_.end() ? nullptr : it->second;
+      }
+      waits_.waiting_.emplace(me_, &load);
+    }
+    ~Wait() {
+      std::lock_guard lock(waits_.mutex_);
+      waits_.waiting_.erase(me_);
+    }
+    Wait(const Wait&) = delete;
+    Wait& operator=(const Wait&) = delete;
+
+   private:
+    LoadWaits& waits_;
+    std::thread::id me_;
+  };
+
+ private:
+  static LoadWaits& instance() {
+    static LoadWaits waits;
+    return waits;
+  }
+
+  std::mutex mutex_;
+  // A load stays alive while a thread waits for it (the waiter holds it), so
+  // the pointers here are valid while the mutex is held.
+  std::unordered_map<std::thread::id, const FlightBase*> waiting_;
+};
 
 /// One loader call in progress, shared by the thread that runs it and every
 /// thread that waits for it. The outcome is written once, before `done_` is
 /// released, and only read after `done_` is seen set.
 template <class V>
-class LoadFlight {
+class LoadFlight : public FlightBase {
  public:
-  explicit LoadFlight(std::thread::id owner = {}) noexcept : owner_(owner) {}
-
-  /// The thread running the loader (read and set under the shard lock: a
-  /// background refresh learns its thread only when it starts).
-  [[nodiscard]] std::thread::id owner() const noexcept { return owner_; }
-  void set_owner(std::thread::id owner) noexcept { owner_ = owner; }
+  explicit LoadFlight(std::thread::id owner = {}) noexcept : FlightBase(owner) {}
 
   /// Set (under the shard lock) when a put, erase or invalidate of the key
   /// finished while this load ran: its result is then not installed, and
@@ -43,10 +131,6 @@ class LoadFlight {
     publish();
   }
 
-  void wait() const noexcept {
-    while (!done_.load(std::memory_order_acquire)) done_.wait(false, std::memory_order_acquire);
-  }
-
   /// The loader's result; rethrows its exception. Only after `wait()`.
   [[nodiscard]] const std::optional<Versioned<V>>& outcome() const {
     if (error_) std::rethrow_exception(error_);
@@ -54,13 +138,6 @@ class LoadFlight {
   }
 
  private:
-  void publish() noexcept {
-    done_.store(true, std::memory_order_release);
-    done_.notify_all();
-  }
-
-  std::thread::id owner_;
-  std::atomic<bool> done_{false};
   std::optional<Versioned<V>> outcome_;
   std::exception_ptr error_;
 };
