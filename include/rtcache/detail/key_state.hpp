@@ -64,11 +64,13 @@ class LoadWaits {
     /// a chain of loads, for the calling thread.
     explicit Wait(const FlightBase& load) : waits_(instance()), me_(std::this_thread::get_id()) {
       std::lock_guard lock(waits_.mutex_);
-      // Each thread waits for at most one load, so the chain ends or loops;
-      // a loop without this thread (not refused: its last wait began before
-      // a refresh learned its thread) is left after as many steps as waits.
-      // A finished load ends the chain: its owner waits for nothing through
-      // it (get_all finishes its own loads before it waits for others').
+      // Each thread waits for at most one load, so the chain ends or comes
+      // back to this thread. (Owners are read now, so a refresh that learned
+      // its thread after a wait began is followed too: the last thread to
+      // close a cycle always finds it, and the map never holds one. The
+      // bound on the steps is only a guard.) A finished load ends the chain:
+      // its owner waits for nothing through it (get_all finishes its own
+      // loads before it waits for others').
       std::size_t steps = waits_.waiting_.size() + 1;
       for (const FlightBase* next = &load; next != nullptr && !next->done() && steps-- > 0;) {
         const std::thread::id owner = next->owner();
