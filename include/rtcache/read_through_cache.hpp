@@ -230,20 +230,10 @@ class ReadThroughCache {
     std::optional<V> found;
     OptionalSink<false> sink{found};
     if (try_hit(shard, h, key, sink, /*may_refresh=*/false) != Hit::kMiss) return found;
-    if (detail::EpochDomain::inside_guard()) {
-      // In get_with's function: no lock (see load_after_miss).
-      if (try_hit</*kSettled=*/true>(shard, h, key, sink, false) != Hit::kMiss) return found;
-    } else {
-      // A concurrent grow can hide an entry from the lock-free lookup.
-      std::lock_guard lock(shard.mutex);
-      Entry* e = find_locked(shard, h, key);
-      if (e != nullptr && !expired(*e, now_ns())) {
-        access_locked(shard, *e);
-        counters_.add(detail::Counter::kHits);
-        if (e->negative) return std::nullopt;
-        return e->value;
-      }
-    }
+    // A concurrent grow can hide an entry from the lookup above: a miss is
+    // certain only once no grow overlapped the search. (No lock, so this may
+    // also run inside get_with's function.)
+    if (try_hit</*kSettled=*/true>(shard, h, key, sink, false) != Hit::kMiss) return found;
     counters_.add(detail::Counter::kMisses);
     return std::nullopt;
   }
@@ -1075,7 +1065,7 @@ class ReadThroughCache {
   /// cache from there may have to wait for entries to be freed, which waits
   /// for that section to end, and would never return. So may a wait for a
   /// shard lock: its holder may be waiting for the same. Reads from there
-  /// take no lock (`load_after_miss`, `get_if_present`).
+  /// take no lock (`load_after_miss`, and `get_if_present` never does).
   static void refuse_inside_read_section(const char* operation) {
     if (detail::EpochDomain::inside_guard()) [[unlikely]] {
       throw RecursiveCallError(
