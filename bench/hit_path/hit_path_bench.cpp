@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "contenders.hpp"
+#include "memory_latency.hpp"
 #include "zipf_keys.hpp"
 
 namespace rtcache_bench {
@@ -306,6 +307,12 @@ class SummaryReporter : public benchmark::ConsoleReporter {
           << "% of a core (CPU time / real time)";
       if (share < 0.9)
         out << "\n  WARNING: the machine was busy; absolute numbers are inflated and ratios noisy";
+    }
+    out << "\nmemory latency now, ns per dependent load over random 64-byte lines:";
+    for (const std::size_t kib : {32, 256, 1024, 4096, 32768}) {
+      out << "  "
+          << (kib < 1024 ? std::to_string(kib) + " KiB" : std::to_string(kib / 1024) + " MiB")
+          << " " << fixed(chase_latency_ns(kib * 1024, std::size_t{1} << 21), 1);
     }
     out << "\n";
     for (std::size_t i = 0; i < g_key_sets.size(); ++i) {
