@@ -36,7 +36,9 @@ struct RandomEviction {
       entries_.reserve(capacity + 1);  // the cache inserts first, then evicts
     }
 
-    void on_insert(Entry& e) {
+    // The cache's hooks are noexcept: the vector was sized up front (a
+    // shard holds at most its capacity, and one more while it inserts).
+    void on_insert(Entry& e) noexcept {
       e.slot = entries_.size();
       entries_.push_back(&e);
     }

@@ -119,9 +119,12 @@ concept VersionedWriterFor = requires(W& w, const K& k, const V& v, std::uint64_
 /// The per-shard part of a policy, for entries of type `Entry` (which derives
 /// from the policy's `Hook` and has a `const std::uint64_t hash`). The shard
 /// calls it under its lock; it must not lock, and should not allocate per
-/// call. `evict()` picks an entry, unlinks it from the policy's own structures
-/// and returns it (it may be the entry inserted last: that is admission), or
-/// returns nullptr when it holds none.
+/// call. Its calls are `noexcept`: the cache makes them between steps of a
+/// change to its table that it cannot undo (an entry already linked for
+/// lock-free readers, say), so a policy that needs memory per entry takes it
+/// up front, as the capacity tells. `evict()` picks an entry, unlinks it from the policy's own
+/// structures and returns it (it may be the entry inserted last: that is admission), or returns
+/// nullptr when it holds none.
 ///
 /// Optional: a constructor `S(capacity, seed, EntryWeights<Entry> weights)`,
 /// which the cache prefers: with a weigher, `capacity` is in weight and
@@ -134,20 +137,30 @@ concept VersionedWriterFor = requires(W& w, const K& k, const V& v, std::uint64_
 /// the old memory, stamped with `detail::EpochDomain::stamp()`, until the
 /// cache's `reclaim(safe)` finds `safe(stamp)` true.
 ///
-/// Optional: `on_update(e)`, called when a write rewrites `e`'s value in
-/// place (values the cache can copy atomically: integers, pointers, small
-/// structs), where it would otherwise call `on_replace(old, fresh)`; it must
-/// leave the policy as that call would. Without it, such writes replace the
-/// entry.
+/// Optional: `on_update(e)` (`noexcept` too), called when a write rewrites
+/// `e`'s value in place (values the cache can copy atomically: integers,
+/// pointers, small structs), where it would otherwise call
+/// `on_replace(old, fresh)`; it must leave the policy as that call would.
+/// Without it, such writes replace the entry.
 template <class S, class Entry>
 concept ShardPolicyFor = std::constructible_from<S, std::size_t, std::uint64_t> &&
     requires(S& s, const S& cs, Entry& e, Entry& fresh) {
-  { s.on_insert(e) } -> std::same_as<void>;
-  { s.on_access(e) } -> std::same_as<void>;
-  { s.on_replace(e, fresh) } -> std::same_as<void>;
-  { s.on_remove(e) } -> std::same_as<void>;
-  { s.evict() } -> std::same_as<Entry*>;
-};
+  { s.on_insert(e) }
+  noexcept->std::same_as<void>;
+  { s.on_access(e) }
+  noexcept->std::same_as<void>;
+  { s.on_replace(e, fresh) }
+  noexcept->std::same_as<void>;
+  { s.on_remove(e) }
+  noexcept->std::same_as<void>;
+  { s.evict() }
+  noexcept->std::same_as<Entry*>;
+} &&(
+    !requires(S & s, Entry& e) { s.on_update(e); } ||
+    requires(S & s, Entry& e) {
+      { s.on_update(e) }
+      noexcept;
+    });
 
 namespace detail {
 template <class Policy>

@@ -108,7 +108,8 @@ class ReadThroughCache {
                 "member write(const K&, const V&), returning void, V or Versioned<V>");
   static_assert(EvictionPolicy<Policy>,
                 "rtcache: the Policy must satisfy rtcache::EvictionPolicy: a Hook type and a "
-                "Shard<Entry> class with on_insert, on_access, on_replace, on_remove and evict");
+                "Shard<Entry> class with on_insert, on_access, on_replace, on_remove and evict, "
+                "all noexcept (and on_update, if it has one)");
   static_assert(std::copy_constructible<K>, "rtcache: keys must be copy-constructible");
   static_assert(std::copy_constructible<V>, "rtcache: values must be copy-constructible");
 
