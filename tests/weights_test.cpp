@@ -3,8 +3,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
+#include <optional>
 #include <rtcache/rtcache.hpp>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -249,4 +252,52 @@ TEMPLATE_TEST_CASE("a replacement of another weight keeps the policy's sizes", "
     cache.put(k, std::string(static_cast<std::size_t>(5 + k % 40), 'z'));
   CHECK(cache.check_shards([](const auto& p, std::size_t n) { return p.check_invariants(n); }));
   CHECK(cache.weight() <= 10'000);
+}
+
+// A weigher is user code and may throw. A throw must not leave a load
+// registered (later gets of the key would wait for it for ever), nor leave a
+// written key's old value cached once the store holds the new one.
+
+TEST_CASE("a weigher that throws for a loaded value fails that load only") {
+  int loads = 0;
+  auto cache = rtcache::make_cache<int, std::string>(
+      rtcache::Options{.capacity = 16, .shards = 1, .seed = 1},
+      [&](const int&) { return std::string(++loads == 1 ? "boom" : "fine"); },
+      [](const int&, const std::string&) {},
+      rtcache::CacheHooks<int, std::string>{.weigher = [](const int&, const std::string& v) {
+        if (v == "boom") throw std::runtime_error("weigher failed");
+        return std::size_t{1};
+      }});
+  REQUIRE_THROWS_AS(cache.get(1), std::runtime_error);
+  CHECK(cache.pending_count() == 0);
+  // Loaded again, on this thread and on another one: nothing waits for the
+  // failed load.
+  CHECK(cache.get(1) == "fine");
+  cache.invalidate(1);
+  std::optional<std::string> elsewhere;
+  std::thread([&] { elsewhere = cache.get(1); }).join();
+  CHECK(elsewhere == "fine");
+  CHECK(loads == 3);
+}
+
+TEST_CASE("a weigher that throws for a written value leaves the store's value to the next get") {
+  std::map<int, std::string> store{{1, "old"}};
+  auto cache = rtcache::make_cache<int, std::string>(
+      rtcache::Options{.capacity = 16, .shards = 1, .seed = 1},
+      [&](const int& k) { return store.at(k); },
+      [&](const int& k, const std::string& v) { store[k] = v; },
+      rtcache::CacheHooks<int, std::string>{.weigher = [](const int&, const std::string& v) {
+        if (v == "boom") throw std::runtime_error("weigher failed");
+        return std::size_t{1};
+      }});
+  REQUIRE(cache.get(1) == "old");
+  REQUIRE_THROWS_AS(cache.put(1, "boom"), std::runtime_error);
+  CHECK(store.at(1) == "boom");  // the writer ran: the store has the new value
+  CHECK_FALSE(cache.get_if_present(1).has_value());
+  // The next get loads the new value; its weigher throws again, and the value
+  // is still never older than the store's.
+  CHECK_THROWS_AS(cache.get(1), std::runtime_error);
+  store[1] = "new";
+  CHECK(cache.get(1) == "new");
+  CHECK(cache.pending_count() == 0);
 }

@@ -354,7 +354,7 @@ class ReadThroughCache {
     Shard& shard = shard_for(h);
     WriteGate gate(*this, shard, h, key);
     Versioned<V> stored = call_writer(key, std::move(value));
-    const std::uint32_t weight = weigh(key, stored.value);
+    const std::uint32_t weight = weigh_written(shard, gate, h, key, stored.value);
     Removals removals(*this);
     std::lock_guard lock(shard.mutex);
     install_write_locked(shard, gate, h, key, std::move(stored), weight, removals);
@@ -1490,7 +1490,17 @@ class ReadThroughCache {
   /// superseded, then release its waiters.
   void finish_load(Claim& claim, LoadOutcome&& outcome) {
     Shard& shard = *claim.shard;
-    const std::uint32_t weight = outcome.value ? weigh(claim.key, outcome.value->value) : 1;
+    std::uint32_t weight = 1;
+    if (outcome.value) {
+      try {
+        weight = weigh(claim.key, outcome.value->value);
+      } catch (...) {
+        // The weigher failed: the load fails as if the loader had thrown
+        // (unregistered, its waiters released), rather than stay pending.
+        if (fail_load(claim, std::current_exception())) return;
+        throw;
+      }
+    }
     try {
       Removals removals(*this);
       std::lock_guard lock(shard.mutex);
@@ -1710,16 +1720,21 @@ class ReadThroughCache {
     } catch (...) {
       counters_.add(detail::Counter::kRefreshFailures);
       fail_load(claim, std::current_exception());  // the entry is still there and still served
-      // Let the next hit try again.
-      std::lock_guard lock(claim.shard->mutex);
-      if (Entry* e = find_locked(*claim.shard, claim.hash, claim.key)) {
-        e->refresh_started.store(false, std::memory_order_relaxed);
-      }
+      allow_next_refresh(claim);
       return;
     }
     try {
       finish_load(claim, std::move(outcome));
-    } catch (...) {  // out of memory: the old entry stays
+    } catch (...) {  // out of memory, or the weigher failed: the old entry stays
+      allow_next_refresh(claim);
+    }
+  }
+
+  /// After a failed refresh: lets the next hit of the key try again.
+  void allow_next_refresh(const Claim& claim) {
+    std::lock_guard lock(claim.shard->mutex);
+    if (Entry* e = find_locked(*claim.shard, claim.hash, claim.key)) {
+      e->refresh_started.store(false, std::memory_order_relaxed);
     }
   }
 
@@ -1771,7 +1786,7 @@ class ReadThroughCache {
       counters_.add(detail::Counter::kWriteFailures);
       throw;
     }
-    const std::uint32_t weight = stored ? weigh(key, stored->value) : 1;
+    const std::uint32_t weight = stored ? weigh_written(shard, gate, h, key, stored->value) : 1;
     Removals removals(*this);
     std::lock_guard lock(shard.mutex);
     if (!stored) {
@@ -1808,6 +1823,26 @@ class ReadThroughCache {
       remove_locked(shard, e, RemovalCause::kErased, removals);
     }
     gate.release_locked();
+  }
+
+  /// The weight of a value the store now holds for `key` (whose write gate
+  /// is `gate`). If the weigher throws, the cached entry, now older than the
+  /// store, is dropped before the exception propagates: the next get loads
+  /// the stored value.
+  std::uint32_t weigh_written(Shard& shard, WriteGate& gate, std::uint64_t h, const K& key,
+                              const V& value) {
+    try {
+      return weigh(key, value);
+    } catch (...) {
+      Removals removals(*this);
+      std::lock_guard lock(shard.mutex);
+      (void)gate.supersede_locked();
+      if (Entry* e = find_locked(shard, h, key)) {
+        remove_locked(shard, e, RemovalCause::kInvalidated, removals);
+      }
+      gate.release_locked();
+      throw;
+    }
   }
 
   /// Caches the outcome of a successful write of `key` (state: its gate).
