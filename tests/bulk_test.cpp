@@ -2,7 +2,9 @@
 // loaded elsewhere are waited for, not loaded twice.
 
 #include <atomic>
+#include <functional>
 #include <latch>
+#include <optional>
 #include <rtcache/rtcache.hpp>
 #include <string>
 #include <thread>
@@ -127,4 +129,30 @@ TEST_CASE("a failing batch load releases every key and propagates") {
   CHECK(cache.pending_count() == 0);
   CHECK(cache.size() == 0);
   CHECK(cache.get(2) == std::optional<int>(2));
+}
+
+TEST_CASE("a get_all that fails partway releases the loads it had claimed") {
+  // The loader of 1 asks for {2, 1}: 2 is claimed for loading, then 1 is
+  // refused (its own loader is running). The claim of 2 must not outlive the
+  // call: a later get of 2 would wait for it for ever (or, on this thread,
+  // be refused as recursive).
+  using Loader = std::function<std::optional<std::string>(const int&)>;
+  rtcache::ReadThroughCache<int, std::string, Loader>* self = nullptr;
+  int refused = 0;
+  rtcache::ReadThroughCache<int, std::string, Loader> cache(
+      rtcache::Options{.capacity = 64, .seed = 1}, [&](const int& key) {
+        if (key == 1) {
+          try {
+            (void)self->get_all(std::vector<int>{2, 1});
+          } catch (const rtcache::RecursiveCallError&) {
+            ++refused;
+          }
+        }
+        return std::optional<std::string>("v" + std::to_string(key));
+      });
+  self = &cache;
+  CHECK(cache.get(1) == "v1");
+  CHECK(refused == 1);
+  CHECK(cache.pending_count() == 0);
+  CHECK(cache.get(2) == "v2");
 }

@@ -251,23 +251,32 @@ class ReadThroughCache {
     std::unordered_set<K, Hash, KeyEqual> seen(0, hash_, key_equal_);
     std::vector<Claim> owned;
     std::vector<Claim> joined;
-    for (const K& key : keys) {
-      if (!seen.insert(key).second) continue;
-      const std::uint64_t h = hash_of(key);
-      Shard& shard = shard_for(h);
-      std::optional<V> hit;
-      if (serve_hit(shard, h, key, hit)) {
-        if (hit) found.emplace(key, std::move(*hit));
-        continue;
+    try {
+      for (const K& key : keys) {
+        if (!seen.insert(key).second) continue;
+        const std::uint64_t h = hash_of(key);
+        Shard& shard = shard_for(h);
+        std::optional<V> hit;
+        if (serve_hit(shard, h, key, hit)) {
+          if (hit) found.emplace(key, std::move(*hit));
+          continue;
+        }
+        Claim claim = claim_locked_section(shard, h, key);
+        if (claim.kind == Claim::kHit) {
+          if (claim.hit) found.emplace(key, std::move(claim.hit->value));
+        } else if (claim.kind == Claim::kJoin) {
+          joined.push_back(std::move(claim));
+        } else {
+          owned.push_back(std::move(claim));
+        }
       }
-      Claim claim = claim_locked_section(shard, h, key);
-      if (claim.kind == Claim::kHit) {
-        if (claim.hit) found.emplace(key, std::move(claim.hit->value));
-      } else if (claim.kind == Claim::kJoin) {
-        joined.push_back(std::move(claim));
-      } else {
-        owned.push_back(std::move(claim));
-      }
+    } catch (...) {
+      // A later key failed (RecursiveCallError, out of memory, a throwing
+      // key copy): the loads claimed so far must not stay registered, or
+      // every later get of their keys would wait for them.
+      const std::exception_ptr error = std::current_exception();
+      for (Claim& claim : owned) fail_load(claim, error);
+      throw;
     }
     load_owned(owned, found);
     for (Claim& claim : joined) {
