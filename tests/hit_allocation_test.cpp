@@ -214,3 +214,38 @@ TEST_CASE("a weighted cache whose policy cannot grow its sketch keeps working") 
   CHECK(sized_for(512));
   CHECK(cache.size() == 513);
 }
+
+namespace {
+std::atomic<int> g_live_values{0};
+
+/// A value that counts its live copies.
+struct Counted {
+  int v = 0;
+  explicit Counted(int x) : v(x) { ++g_live_values; }
+  Counted(const Counted& o) : v(o.v) { ++g_live_values; }
+  Counted& operator=(const Counted&) = default;
+  ~Counted() { --g_live_values; }
+};
+}  // namespace
+
+TEST_CASE("invalidate_all that runs out of memory part way frees what it already dropped") {
+  {
+    auto cache = rtcache::make_cache<int, Counted>(
+        rtcache::Options{.capacity = 1000, .shards = 2, .seed = 1},
+        [](const int& k) { return Counted(k); });
+    for (int k = 0; k < 100; ++k) cache.fill(k, Counted(k));
+    REQUIRE(cache.size() == 100);
+    REQUIRE(g_live_values == 100);
+    // invalidate_all lists the entries it drops, shard by shard, reserving
+    // room for each shard's before it changes it: the second shard's reserve
+    // asks for all 100 pointers, and fails.
+    g_refused_size = 100 * sizeof(void*);
+    CHECK_THROWS_AS(cache.invalidate_all(), std::bad_alloc);
+    g_refused_size = 0;
+    // The first shard was emptied: its values were destroyed, not leaked.
+    CHECK(g_live_values == static_cast<int>(cache.size()));
+    CHECK(cache.size() < 100);
+    CHECK(cache.get(0).has_value());  // the cache works on
+  }
+  CHECK(g_live_values == 0);
+}

@@ -512,35 +512,46 @@ class ReadThroughCache {
   void invalidate_all() {
     refuse_inside_read_section("invalidate_all");
     std::vector<Entry*> dropped;
-    std::vector<std::size_t> dropped_end(shards_.size());  // shard i's are before dropped_end[i]
+    std::vector<std::size_t> dropped_end;  // shard i's entries are before dropped_end[i]
+    dropped_end.reserve(shards_.size());
     Removals removals(*this);
-    for (std::size_t i = 0; i < shards_.size(); ++i) {
-      Shard& shard = *shards_[i];
-      std::lock_guard lock(shard.mutex);
-      dropped.reserve(dropped.size() + shard.table.size());  // may throw: nothing changed yet
-      shard.pending.for_each([](const K&, State& state) { supersede_load_locked(state); });
-      drain_reads_locked(shard);
-      shard.table.for_each([&](Entry& e) {
-        shard.policy.on_remove(e);
-        e.resident.store(false, std::memory_order_relaxed);
-        removals.note(e, RemovalCause::kInvalidated);
-        dropped.push_back(&e);
-      });
-      shard.table.clear();
-      shard.weight = 0;
-      publish_size_locked(shard);
-      dropped_end[i] = dropped.size();
+    // Readers may still be copying the dropped entries: free them after a
+    // grace period, with every read buffer emptied of them first.
+    auto free_dropped = [&] {
+      wait_for_grace(epochs().stamp());
+      std::size_t next = 0;
+      for (std::size_t i = 0; i < dropped_end.size(); ++i) {
+        Shard& shard = *shards_[i];
+        std::lock_guard lock(shard.mutex);
+        shard.reads.drain_all([](Entry&) {});
+        for (; next < dropped_end[i]; ++next) free_entry_locked(shard, dropped[next]);
+      }
+    };
+    try {
+      for (Shard* shard_ptr : shards_) {
+        Shard& shard = *shard_ptr;
+        std::lock_guard lock(shard.mutex);
+        dropped.reserve(dropped.size() + shard.table.size());  // may throw: shard unchanged
+        shard.pending.for_each([](const K&, State& state) { supersede_load_locked(state); });
+        drain_reads_locked(shard);
+        shard.table.for_each([&](Entry& e) {
+          shard.policy.on_remove(e);
+          e.resident.store(false, std::memory_order_relaxed);
+          removals.note(e, RemovalCause::kInvalidated);
+          dropped.push_back(&e);
+        });
+        shard.table.clear();
+        shard.weight = 0;
+        publish_size_locked(shard);
+        dropped_end.push_back(dropped.size());
+      }
+    } catch (...) {
+      // Out of memory for a later shard: the shards emptied so far stay
+      // empty, and their entries, in no table any more, are freed here.
+      free_dropped();
+      throw;
     }
-    // Readers may still be copying some of them: free after a grace period,
-    // with every read buffer emptied of them first.
-    wait_for_grace(epochs().stamp());
-    std::size_t next = 0;
-    for (std::size_t i = 0; i < shards_.size(); ++i) {
-      Shard& shard = *shards_[i];
-      std::lock_guard lock(shard.mutex);
-      shard.reads.drain_all([](Entry&) {});
-      for (; next < dropped_end[i]; ++next) free_entry_locked(shard, dropped[next]);
-    }
+    free_dropped();
   }
 
   // -- Observing -------------------------------------------------------------
