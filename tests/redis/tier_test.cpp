@@ -392,3 +392,38 @@ TEST_CASE("concurrent readers and writers on two instances converge", "[redis][s
   CHECK(a.tier.stats().l2_errors == 0);
   CHECK(b.tier.stats().l2_errors == 0);
 }
+
+namespace {
+/// Closes every normal (non-pub/sub) client of the server, as its `timeout`
+/// setting does to idle ones: the tier's pooled command connections die while
+/// its subscriber stays connected. Returns how many were closed.
+long long kill_command_connections(int port) {
+  rtcache::redis::Connection admin("127.0.0.1", port, std::chrono::milliseconds(500),
+                                   std::chrono::milliseconds(2000));
+  return admin.command({"CLIENT", "KILL", "TYPE", "normal"}).integer();
+}
+}  // namespace
+
+// Found in review: the write went to a dead pooled connection, was postponed,
+// and was redone only when the subscriber reconnected, which it never did.
+TEST_CASE("a write after Redis closed an idle command connection still reaches other instances",
+          "[redis]") {
+  rtcache::redis::LocalServer server(rtcache::test::server_options());
+  FakeStore<> store;
+  store.set(1, "old");
+  rtcache::test::MessageLog heard_by_b;
+  Instance a(store, tier_options(server.port(), "a"));
+  Instance b(store, rtcache::test::logged(tier_options(server.port(), "b"), heard_by_b));
+  REQUIRE(a.cache.get(1) == "old");  // a now holds a pooled command connection
+  REQUIRE(b.cache.get(1) == "old");
+  REQUIRE(kill_command_connections(server.port()) >= 2);
+
+  a.cache.put(1, "new");  // version 2, through a's dead pooled connection
+  wait_for(
+      b.tier, [&](const auto&) { return heard_by_b.contains("1", 2); }, "b receives a's message");
+  CHECK(b.cache.get(1) == "new");
+  CHECK(redis_record(server.port(), "1") == "00000000000000000002vnew");
+  CHECK(a.tier.stats().postponed == 0);  // done at once, on a fresh connection
+  CHECK(a.tier.stats().reconnects == 0);
+  CHECK(b.tier.stats().reconnects == 0);
+}

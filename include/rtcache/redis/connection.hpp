@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -129,10 +130,24 @@ class Connection {
 
   [[nodiscard]] bool broken() const noexcept { return context_->err != 0; }
 
+  /// Broken because a command or read waited longer than its timeout (as
+  /// opposed to: the server closed the connection, or another failure).
+  [[nodiscard]] bool timed_out() const noexcept { return timed_out_; }
+
  private:
-  [[noreturn]] void fail() const {
+  [[noreturn]] void fail() {
+    const int error = errno;  // hiredis leaves the failed call's errno for an I/O error
+    timed_out_ = context_->err == REDIS_ERR_IO && is_timeout(error);
     throw ConnectionError(std::string("rtcache::redis: connection failed: ") +
                           (context_->err != 0 ? context_->errstr : "no reply"));
+  }
+
+  static bool is_timeout(int error) noexcept {
+    if (error == EAGAIN || error == ETIMEDOUT) return true;
+#if EWOULDBLOCK != EAGAIN
+    if (error == EWOULDBLOCK) return true;
+#endif
+    return false;
   }
 
   static timeval to_timeval(std::chrono::milliseconds ms) noexcept {
@@ -146,6 +161,7 @@ class Connection {
     void operator()(redisContext* c) const noexcept { redisFree(c); }
   };
   std::unique_ptr<redisContext, Free> context_;
+  bool timed_out_ = false;
 };
 
 }  // namespace rtcache::redis

@@ -275,6 +275,12 @@ class TierCore {
   /// Runs `use(connection)` on a pooled connection. False (and nothing run)
   /// while Redis is known to be down; false when the connection fails, which
   /// marks Redis down for `retry_interval` (or until the subscriber is back).
+  ///
+  /// A pooled connection may have been closed by Redis while it sat idle
+  /// (its `timeout` setting, CLIENT KILL; neither touches the subscriber):
+  /// if a reused one fails other than by a timeout, `use` runs once more on
+  /// a new connection before Redis counts as down. So `use` must be safe to
+  /// run again after a ConnectionError (every command here is).
   template <class Use>
   bool with_connection(Use&& use) {
     if (now_ns() < retry_at_.load(std::memory_order_acquire)) {
@@ -283,11 +289,17 @@ class TierCore {
     }
     Pooled pooled = take_connection();
     try {
-      if (!pooled.connection) {
-        pooled.connection = std::make_unique<Connection>(
-            options_.host, options_.port, options_.connect_timeout, options_.command_timeout);
+      const bool reused = pooled.connection != nullptr;
+      if (!reused) pooled.connection = new_connection();
+      try {
+        use(*pooled.connection);
+      } catch (const ConnectionError&) {
+        // After a timeout Redis is slow or gone: a second try would only double the wait.
+        if (!reused || pooled.connection->timed_out()) throw;
+        drop_idle();  // closed together, most likely
+        pooled.connection = new_connection();
+        use(*pooled.connection);
       }
-      use(*pooled.connection);
     } catch (const ConnectionError&) {
       stats_.l2_errors.fetch_add(1, std::memory_order_relaxed);
       mark_down(pooled.generation);
@@ -295,6 +307,11 @@ class TierCore {
     }
     give_back(std::move(pooled));
     return true;
+  }
+
+  std::unique_ptr<Connection> new_connection() const {
+    return std::make_unique<Connection>(options_.host, options_.port, options_.connect_timeout,
+                                        options_.command_timeout);
   }
 
   Pooled take_connection() {
@@ -317,12 +334,15 @@ class TierCore {
     }
   }
 
-  void mark_down(std::uint64_t generation) {
+  /// Closes the idle connections (outside the lock).
+  void drop_idle() {
     std::vector<Pooled> dropped;
-    {
-      std::lock_guard lock(pool_mutex_);
-      dropped.swap(idle_);
-    }
+    std::lock_guard lock(pool_mutex_);
+    dropped.swap(idle_);
+  }
+
+  void mark_down(std::uint64_t generation) {
+    drop_idle();
     if (generation != generation_.load(std::memory_order_acquire)) return;  // already recovered
     const std::int64_t until = now_ns() + std::chrono::nanoseconds(options_.retry_interval).count();
     std::int64_t current = retry_at_.load(std::memory_order_relaxed);
