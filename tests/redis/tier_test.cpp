@@ -427,3 +427,38 @@ TEST_CASE("a write after Redis closed an idle command connection still reaches o
   CHECK(a.tier.stats().reconnects == 0);
   CHECK(b.tier.stats().reconnects == 0);
 }
+
+// The same loss for a write whose Redis side did fail while the subscriber
+// stayed connected (a command timeout, say): it is redone once Redis answers
+// again, not only when the subscriber reconnects.
+TEST_CASE("a write postponed while the subscriber stays connected is redone", "[redis]") {
+  rtcache::redis::LocalServer server(rtcache::test::server_options());
+  FakeStore<> store;
+  store.set(1, "old");
+  rtcache::test::MessageLog heard_by_b;
+  auto options_a = tier_options(server.port(), "a");
+  options_a.retry_interval = std::chrono::milliseconds(100);
+  Instance a(store, options_a);
+  Instance b(store, rtcache::test::logged(tier_options(server.port(), "b"), heard_by_b));
+  REQUIRE(a.cache.get(1) == "old");
+  REQUIRE(b.cache.get(1) == "old");
+
+  {  // Redis refuses a's next write: out of memory for the length of one command.
+    rtcache::redis::Connection admin("127.0.0.1", server.port(), std::chrono::milliseconds(500),
+                                     std::chrono::milliseconds(2000));
+    REQUIRE(admin.command({"CONFIG", "SET", "maxmemory", "1"}).is_string());
+    a.cache.put(1, "new");  // version 2
+    REQUIRE(admin.command({"CONFIG", "SET", "maxmemory", "0"}).is_string());
+  }
+  CHECK(a.tier.stats().postponed == 1);
+  CHECK(a.tier.stats().connected);
+
+  // Nothing else happens on a: the redo must come by itself.
+  wait_for(
+      b.tier, [&](const auto&) { return heard_by_b.contains("1", 2); },
+      "b receives a's redone message");
+  CHECK(redis_record(server.port(), "1") == "00000000000000000002t");  // the redo's tombstone
+  CHECK(b.cache.get(1) == "new");  // from the database, then stored in Redis
+  CHECK(redis_record(server.port(), "1") == "00000000000000000002vnew");
+  CHECK(a.tier.stats().reconnects == 0);
+}

@@ -5,15 +5,18 @@
 /// over hiredis, with connect and command timeouts.
 
 #include <hiredis/hiredis.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -121,6 +124,24 @@ class Connection {
     void* reply = nullptr;
     if (redisGetReply(context_.get(), &reply) != REDIS_OK || reply == nullptr) fail();
     return Reply(static_cast<redisReply*>(reply));
+  }
+
+  /// Like `read_reply`, but waits at most `timeout` for the reply to start
+  /// arriving: nothing if none did (the connection stays usable). Once it
+  /// has started, waits for the rest as `read_reply` does.
+  std::optional<Reply> read_reply_for(std::chrono::milliseconds timeout) {
+    void* reply = nullptr;
+    if (redisReaderGetReply(context_->reader, &reply) != REDIS_OK) {  // one already read?
+      throw ConnectionError(std::string("rtcache::redis: bad reply: ") + context_->reader->errstr);
+    }
+    if (reply != nullptr) return Reply(static_cast<redisReply*>(reply));
+    pollfd p{};
+    p.fd = context_->fd;
+    p.events = POLLIN;
+    const auto ms = std::min<std::chrono::milliseconds::rep>(timeout.count(), 1 << 30);
+    const int ready = ::poll(&p, 1, static_cast<int>(std::max<decltype(ms)>(ms, 0)));
+    if (ready == 0 || (ready < 0 && errno == EINTR)) return std::nullopt;
+    return read_reply();  // data, the end of the stream or an error: it will not block long
   }
 
   /// Makes a `read_reply` blocked in another thread return (with an error),

@@ -40,7 +40,8 @@ struct TierOptions {
   /// Longest wait for one command's reply; past it, Redis counts as down.
   std::chrono::milliseconds command_timeout = std::chrono::milliseconds(200);
   /// After a failed command (while the subscriber stays connected), commands
-  /// are skipped for this long.
+  /// are skipped for this long. Also how often postponed writes are retried
+  /// while the subscriber stays connected.
   std::chrono::milliseconds retry_interval = std::chrono::seconds(1);
   /// The subscriber reconnects after this, doubling up to the max.
   std::chrono::milliseconds reconnect_backoff_min = std::chrono::milliseconds(50);
@@ -49,8 +50,8 @@ struct TierOptions {
   /// Command connections kept open for reuse.
   std::size_t max_idle_connections = 8;
   /// Writes whose Redis side is postponed (Redis was down) are remembered,
-  /// per key, up to this many; past it, the next reconnect tells every
-  /// instance to drop its whole local cache.
+  /// per key, up to this many; past it, the redo (once Redis answers again)
+  /// tells every instance to drop its whole local cache.
   std::size_t max_pending_invalidations = 100'000;
 
   /// Called on the subscriber thread for each message from another instance,

@@ -69,7 +69,9 @@ class [[nodiscard]] Attachment {
 ///   database and writes to the writer, and nothing throws: the stats count
 ///   it. The subscriber reconnects with exponential backoff; when it loses
 ///   Redis and when it is back, the local cache is invalidated (messages may
-///   have been missed). Writes whose Redis side failed are redone then.
+///   have been missed). Writes whose Redis side failed are redone then, or
+///   within about `retry_interval` once Redis answers again if the subscriber
+///   stayed connected.
 ///
 /// Typical use (declare in this order, so they are destroyed in reverse):
 /// \code

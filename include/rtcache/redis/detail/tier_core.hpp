@@ -163,7 +163,8 @@ class TierCore {
   /// After a successful database write of `key_text` at `version` (0:
   /// unknown): stores `record` (when the L2 is on) and publishes the
   /// invalidation. If Redis cannot be reached, the key is remembered and
-  /// both are done once the subscriber is back.
+  /// a tombstone and the message are sent once Redis answers again (see
+  /// `redo_pending_if_due`).
   void after_write(const std::string& key_text, std::uint64_t version, const std::string& record) {
     if (!run_store_script(key_text, record, options_.l2_ttl, message(version, key_text))) {
       remember(key_text, version);
@@ -390,21 +391,49 @@ class TierCore {
   /// A write whose Redis side could not be done: redo it once Redis is back.
   void remember(const std::string& key_text, std::uint64_t version) {
     stats_.postponed.fetch_add(1, std::memory_order_relaxed);
-    std::lock_guard lock(pending_mutex_);
-    auto it = pending_.find(key_text);
-    if (it != pending_.end()) {
-      it->second = std::max(it->second, version);
-    } else if (pending_.size() < options_.max_pending_invalidations) {
-      pending_.emplace(key_text, version);
-    } else {
-      pending_overflow_ = true;
-      stats_.lost.fetch_add(1, std::memory_order_relaxed);
+    {
+      std::lock_guard lock(pending_mutex_);
+      auto it = pending_.find(key_text);
+      if (it != pending_.end()) {
+        it->second = std::max(it->second, version);
+      } else if (pending_.size() < options_.max_pending_invalidations) {
+        pending_.emplace(key_text, version);
+      } else {
+        pending_overflow_ = true;
+        stats_.lost.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    // Redis may have come back since this write found it down, and the
+    // subscriber's redo on subscribing may have run before the key was in
+    // pending_ (it sets retry_at_ before it takes pending_, under the same
+    // mutex): then this thread sees retry_at_ in the past and redoes it.
+    redo_pending_if_due();
+  }
+
+  /// Redoes the postponed writes unless Redis is known to be down, or a redo
+  /// failed less than `retry_interval` ago. Called by a writer that just
+  /// postponed one, by the subscriber on subscribing, and by the subscriber
+  /// at least every `retry_interval` while it listens: a write postponed
+  /// while the subscriber stayed connected (a command timeout, an error
+  /// reply) is redone too, not only after a reconnect.
+  void redo_pending_if_due() {
+    const std::int64_t now = now_ns();
+    if (now < retry_at_.load(std::memory_order_acquire) ||
+        now < redo_at_.load(std::memory_order_relaxed)) {
+      return;
+    }
+    if (!flush_pending()) {
+      redo_at_.store(now + std::chrono::nanoseconds(options_.retry_interval).count(),
+                     std::memory_order_relaxed);
     }
   }
 
   /// Redoes the postponed writes as tombstones (the value written is not
   /// kept) and messages. If some were lost, asks every instance to drop all.
-  void flush_pending() {
+  /// False if Redis failed again (what is left stays postponed). Several
+  /// threads may flush at once: each takes its own keys, and the store
+  /// script's version check orders tombstones of one key.
+  bool flush_pending() {
     std::unordered_map<std::string, std::uint64_t> pending;
     bool overflow = false;
     {
@@ -429,14 +458,15 @@ class TierCore {
       if (sent) stats_.published.fetch_add(1, std::memory_order_relaxed);
       overflow = !sent;
     }
-    if (!pending.empty() || overflow) {  // Redis failed again: keep them for the next time
-      std::lock_guard lock(pending_mutex_);
-      for (auto& [key, version] : pending) {
-        auto [it, inserted] = pending_.emplace(key, version);
-        if (!inserted) it->second = std::max(it->second, version);
-      }
-      pending_overflow_ = pending_overflow_ || overflow;
+    if (pending.empty() && !overflow) return true;
+    // Redis failed again: keep them for the next time.
+    std::lock_guard lock(pending_mutex_);
+    for (auto& [key, version] : pending) {
+      auto [it, inserted] = pending_.emplace(key, version);
+      if (!inserted) it->second = std::max(it->second, version);
     }
+    pending_overflow_ = pending_overflow_ || overflow;
+    return false;
   }
 
   // -- the subscriber ----------------------------------------------------------
@@ -519,7 +549,8 @@ class TierCore {
     }
     retry_at_.store(0, std::memory_order_release);
     invalidate_all_locally();
-    flush_pending();
+    redo_at_.store(0, std::memory_order_relaxed);
+    redo_pending_if_due();
     stats_.connected.store(true, std::memory_order_relaxed);
     if (again) stats_.reconnects.fetch_add(1, std::memory_order_relaxed);
     notify_changed();
@@ -535,13 +566,17 @@ class TierCore {
     notify_changed();
   }
 
+  /// Handles messages until the connection fails; wakes at least every
+  /// `retry_interval` to redo postponed writes.
   void listen(Connection& connection) {
     try {
       for (;;) {
-        Reply reply = connection.read_reply();
-        if (reply.is_array() && reply.size() == 3 && reply.element_text(0) == "message") {
-          handle(reply.element_text(2));
+        std::optional<Reply> reply = connection.read_reply_for(options_.retry_interval);
+        if (reply && reply->is_array() && reply->size() == 3 &&
+            reply->element_text(0) == "message") {
+          handle(reply->element_text(2));
         }
+        redo_pending_if_due();
       }
     } catch (const ConnectionError&) {
       // The server went away, or stop() interrupted us.
@@ -600,6 +635,8 @@ class TierCore {
   // kDown until the subscriber has subscribed.
   std::atomic<std::int64_t> retry_at_{kDown};
   std::atomic<std::uint64_t> generation_{0};
+  // Postponed writes are not redone automatically before redo_at_ (steady-clock ns).
+  std::atomic<std::int64_t> redo_at_{0};
   std::mutex pool_mutex_;
   std::vector<Pooled> idle_;
 
