@@ -301,3 +301,31 @@ TEST_CASE("a weigher that throws for a written value leaves the store's value to
   CHECK(cache.get(1) == "new");
   CHECK(cache.pending_count() == 0);
 }
+
+// Contract point 5 with a weigher: a put that makes a cached value heavier
+// must not evict the value it has just written.
+TEMPLATE_TEST_CASE("a put of a heavier value keeps the value it wrote", "", rtcache::DefaultPolicy,
+                   rtcache::policy::WTinyLfu, rtcache::policy::S3Fifo, rtcache::policy::Lru,
+                   rtcache::policy::Fifo, rtcache::policy::Clock, rtcache::policy::Sieve) {
+  std::map<int, std::string> store{{1, "a"}, {2, "b"}};
+  auto cache = rtcache::make_cache<int, std::string, TestType>(
+      rtcache::Options{.capacity = 2, .shards = 1, .seed = 1},
+      [&](const int& k) { return store.at(k); },
+      [&](const int& k, const std::string& v) { store[k] = v; },
+      rtcache::CacheHooks<int, std::string>{
+          .weigher = [](const int&, const std::string& v) { return v.size(); }});
+  SECTION("room made by evicting another key") {
+    REQUIRE(cache.get(1) == "a");
+    REQUIRE(cache.get(2) == "b");
+    cache.put(1, "xx");  // weight 2, the whole capacity
+    CHECK(cache.get_if_present(1) == "xx");
+    CHECK_FALSE(cache.get_if_present(2).has_value());
+  }
+  SECTION("room made by the old value alone") {
+    REQUIRE(cache.get(1) == "a");
+    cache.put(1, "xx");
+    CHECK(cache.get_if_present(1) == "xx");
+  }
+  CHECK(cache.weight() <= 2);
+  CHECK(cache.check_shards([](const auto& p, std::size_t n) { return p.check_invariants(n); }));
+}

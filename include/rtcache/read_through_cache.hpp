@@ -1949,6 +1949,15 @@ class ReadThroughCache {
                    Admission admission = Admission::kByPolicy) {
     drain_reads_locked(shard);
     fresh->resident.store(true, std::memory_order_relaxed);
+    if (current != nullptr && admission == Admission::kAlways &&
+        entries_.weight(*fresh) > entries_.weight(*current)) {
+      // A write of a heavier value makes room for the difference first, as
+      // a write of a new key does: evicting after the replacement could pick
+      // the value just written. The room may come from `current` itself
+      // (then the write is linked as a new key; `current` is only compared).
+      evict_locked(shard, removals, entries_.weight(*fresh) - entries_.weight(*current));
+      if (find_locked(shard, fresh->hash, fresh->key) != current) current = nullptr;
+    }
     if (current != nullptr) {
       shard.table.replace(current, fresh.get());
       shard.policy.on_replace(*current, *fresh);
