@@ -92,6 +92,39 @@ TEST_CASE("a refresh superseded by a put is discarded") {
   CHECK(cache.get_versioned(1)->version == 2);
 }
 
+TEST_CASE("a refresh of a key that invalidate_if drops meanwhile is discarded") {
+  auto clock = std::make_shared<rtcache::ManualClock>();
+  ManualExecutor executor;
+  FakeStore<> store;
+  std::function<void()> after_read;
+  auto loader = [&](const int& key) {
+    auto row = store.read(key);
+    if (after_read) after_read();
+    return row;
+  };
+  rtcache::ReadThroughCache<int, std::string, decltype(loader), StoreWriter<>> cache(
+      rtcache::Options{.capacity = 8,
+                       .seed = 1,
+                       .refresh_after = 10s,
+                       .clock = clock,
+                       .executor = executor.executor()},
+      loader, StoreWriter<>{&store});
+  store.set(1, "v1");
+  REQUIRE(cache.get(1));
+  clock->advance(10s);
+  REQUIRE(cache.get(1) == std::optional<std::string>("v1"));
+  REQUIRE(executor.queued() == 1);
+  // The store changes behind the cache's back, and the application drops
+  // the key, while the refresh holds the old row.
+  after_read = [&] {
+    store.set(1, "v2");
+    cache.invalidate_if([](const int& key, const std::string&) { return key == 1; });
+  };
+  executor.run_all();
+  after_read = nullptr;
+  CHECK(cache.get(1) == std::optional<std::string>("v2"));
+}
+
 TEST_CASE("a failed refresh keeps the entry, counts the failure, and a later hit retries") {
   Fixture f;
   f.store.set(1, "v1");

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <rtcache/rtcache.hpp>
 #include <string>
 #include <thread>
@@ -25,6 +26,11 @@ using Event = std::tuple<int, std::string, RemovalCause>;
 // LRU, so that the eviction in the first test is the one written by hand.
 using Cache =
     rtcache::ReadThroughCache<int, std::string, StoreLoader<>, StoreWriter<>, rtcache::policy::Lru>;
+
+/// A loader for caches filled by hand: every key is absent from the store.
+struct NoLoader {
+  std::optional<std::string> operator()(const int&) const { return std::nullopt; }
+};
 
 }  // namespace
 
@@ -197,4 +203,42 @@ TEST_CASE("invalidate_if drops every selected entry when the table grows during 
   }
   writer.join();
   CHECK(left_behind == 0);
+}
+
+// Found in review: invalidate_if compared the address of the entry its
+// predicate selected with the entry found under the lock; in between, the
+// entry could be replaced, freed, and its block reused for a newer entry of
+// the same key, which was then dropped although the predicate never saw it.
+TEST_CASE("invalidate_if never drops an entry its predicate did not select") {
+  std::atomic<long> selected{0};
+  std::atomic<long> wrong{0};
+  std::atomic<bool> stop{false};
+  rtcache::ReadThroughCache<int, std::string, NoLoader, rtcache::NoWriter, rtcache::policy::Sieve>
+      cache(rtcache::Options{.capacity = 64, .shards = 1, .seed = 1}, NoLoader{}, {},
+            {.on_removal = [&](const int&, const std::string& v, rtcache::RemovalCause cause) {
+              if (cause != rtcache::RemovalCause::kInvalidated) return;
+              (v == "match" ? selected : wrong).fetch_add(1);
+            }});
+  // Key 0 flips between a selected and an unselected value; other keys churn
+  // so that the shard frees entries (and reuses their blocks) all the time.
+  std::thread flipper([&] {
+    while (!stop.load()) {
+      cache.fill(0, "match");
+      cache.fill(0, "other");
+    }
+  });
+  std::thread churn([&] {
+    for (int i = 0; !stop.load(); ++i) cache.fill(1 + i % 8, "x");
+  });
+  // The window is narrow: the old code failed this test in 1 of 4 runs (a
+  // 20-second run of the same loop failed it every time).
+  const auto end = std::chrono::steady_clock::now() + 3s;
+  while (std::chrono::steady_clock::now() < end && wrong.load() == 0) {
+    cache.invalidate_if([](const int&, const std::string& v) { return v == "match"; });
+  }
+  stop = true;
+  flipper.join();
+  churn.join();
+  CHECK(wrong.load() == 0);
+  CHECK(selected.load() > 0);
 }

@@ -462,48 +462,78 @@ class ReadThroughCache {
   /// predicate runs with no lock held, but inside a read-side critical
   /// section: as `get_with`'s function, it must not change any cache (that
   /// throws `RecursiveCallError`). A value written in place while it ran may
-  /// be dropped with the one it selected (the next get reloads it). If the
-  /// shard's table grows meanwhile, the predicate sees the shard's entries
-  /// again (a grow moves them, and may hide some from the first pass).
+  /// be dropped with the one it selected (the next get reloads it); one
+  /// written as a new entry is kept (and its key tested again if its
+  /// predecessor's memory may have been reused for it). Loads in progress of
+  /// the selected keys will not be installed. If the shard's table grows
+  /// meanwhile, the predicate sees the shard's entries again (a grow moves
+  /// them, and may hide some from the first pass).
   template <class Predicate>
   void invalidate_if(Predicate&& predicate) {
     refuse_inside_read_section("invalidate_if");
+    struct Match {
+      K key;
+      std::uint64_t hash;  // the key's full hash (an entry keeps only its low half)
+      const Entry* entry;  // compared, never dereferenced, after the guard
+    };
+    std::vector<Match> matches;
+    auto test = [&](const Entry& e) {
+      if (e.negative) return;
+      bool selected = false;
+      if constexpr (Entry::kInPlace) {
+        // The value may be rewritten meanwhile: test a consistent copy.
+        const V value = detail::load_shared(e.value);
+        selected = predicate(std::as_const(e.key), value);
+      } else {
+        selected = predicate(std::as_const(e.key), std::as_const(e.value));
+      }
+      if (selected) matches.push_back(Match{e.key, hash_of(e.key), &e});
+    };
     for (auto& shard_ptr : shards_) {
       Shard& shard = *shard_ptr;
-      struct Match {
-        K key;
-        std::uint64_t hash;
-        const Entry* entry;  // compared, never dereferenced, after the guard
-      };
-      std::vector<Match> matches;
+      matches.clear();
+      std::uint64_t frees = 0;
       {
         detail::EpochGuard guard;
+        frees = shard.frees.load(std::memory_order_relaxed);
         // A grow during the walk may hide entries from it: then walk again.
         for (std::uint32_t grows = shard.table.settled_grows();;
              grows = shard.table.settled_grows()) {
           matches.clear();
-          shard.table.for_each([&](Entry& e) {
-            if (e.negative) return;
-            if constexpr (Entry::kInPlace) {
-              // The value may be rewritten meanwhile: test a consistent copy.
-              const V value = detail::load_shared(e.value);
-              if (predicate(std::as_const(e.key), value)) {
-                matches.push_back(Match{e.key, e.hash, &e});
-              }
-            } else if (predicate(std::as_const(e.key), std::as_const(e.value))) {
-              matches.push_back(Match{e.key, e.hash, &e});
-            }
-          });
+          shard.table.for_each(test);
           if (shard.table.no_grow_since(grows)) break;
         }
       }
-      if (matches.empty()) continue;
-      Removals removals(*this);
-      std::lock_guard lock(shard.mutex);
-      for (const Match& m : matches) {
-        supersede_pending_locked(shard, m.hash, m.key);
-        Entry* e = find_locked(shard, m.hash, m.key);
-        if (e == m.entry) remove_locked(shard, e, RemovalCause::kInvalidated, removals);
+      // Under the lock, an entry found where the walk saw it is the one the
+      // predicate tested, unless the shard has freed entries since the walk
+      // began: a freed block may now hold a newer entry of the same key. The
+      // entries of those keys are tested again, until none is in doubt.
+      while (!matches.empty()) {
+        std::vector<Match> unsure;
+        {
+          Removals removals(*this);
+          std::lock_guard lock(shard.mutex);
+          const bool reused = shard.frees.load(std::memory_order_relaxed) != frees;
+          for (const Match& m : matches) {
+            supersede_pending_locked(shard, m.hash, m.key);
+            Entry* e = find_locked(shard, m.hash, m.key);
+            if (e != m.entry) continue;  // replaced or dropped meanwhile: not tested
+            if (reused) {
+              unsure.push_back(m);
+            } else {
+              remove_locked(shard, e, RemovalCause::kInvalidated, removals);
+            }
+          }
+        }
+        matches.clear();
+        if (unsure.empty()) break;
+        detail::EpochGuard guard;
+        frees = shard.frees.load(std::memory_order_relaxed);
+        for (const Match& m : unsure) {
+          const Entry* e = shard.table.find_settled(
+              m.hash, [&](const Entry& candidate) { return key_equal_(candidate.key, m.key); });
+          if (e != nullptr) test(*e);
+        }
       }
     }
   }
@@ -780,7 +810,10 @@ class ReadThroughCache {
     detail::BlockPool blocks;               // the entries' memory (laid out by `entries_`)
     std::size_t reclaim_at = 0;             // retired.size() that triggers an attempt
     std::size_t inserts_since_reclaim = 0;  // while the table has old bucket arrays
-    detail::WriteSlots write_slots;         // write gate fast path; in-place writes' sequence
+    // Entries freed so far (changed under the lock): tells `invalidate_if`
+    // whether an entry it saw may have been freed and its block reused.
+    std::atomic<std::uint64_t> frees{0};
+    detail::WriteSlots write_slots;  // write gate fast path; in-place writes' sequence
   };
 
   /// Removals to tell the listener about once the lock is released: declare
@@ -2040,6 +2073,7 @@ class ReadThroughCache {
   /// the shard's pool for the next one.
   void free_entry_locked(Shard& shard, Entry* e) const noexcept {
     entries_.destroy(e, shard.blocks);
+    shard.frees.store(shard.frees.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
 
   /// Hands an unlinked entry to epoch reclamation. Lock-free readers may still
