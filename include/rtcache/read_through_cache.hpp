@@ -272,13 +272,13 @@ class ReadThroughCache {
       }
     } catch (...) {
       // A later key failed (RecursiveCallError, out of memory, a throwing
-      // key copy): the loads claimed so far must not stay registered, or
-      // every later get of their keys would wait for them.
+      // key copy): give up the loads claimed so far (else they stay
+      // registered until a later get of their key runs them).
       const std::exception_ptr error = std::current_exception();
       for (Claim& claim : owned) fail_load(claim, error);
       throw;
     }
-    load_owned(owned, found);
+    load_owned(owned, joined, found);
     for (Claim& claim : joined) {
       wait_for_load(*claim.flight);
       if (claim.joined_superseded) {
@@ -1074,24 +1074,46 @@ class ReadThroughCache {
     static inline thread_local const WriteGate* t_innermost_ = nullptr;
   };
 
-  /// Holds one of the `max_concurrent_loads` slots for a loader call, unless
-  /// the thread is already inside a loader.
+  /// One of the `max_concurrent_loads` slots, for a load this thread is
+  /// about to start, held until it is finished. Needed only outside a loader
+  /// (loads started from inside one are not counted). Taken before the load
+  /// is started, never after: a thread that waits for a permit has no
+  /// started load, so no loader waits for it (a loader's get of a key that
+  /// is only claimed runs that load itself).
   class LoadPermit {
    public:
-    explicit LoadPermit(const ReadThroughCache& cache)
-        : slots_(detail::loader_depth() == 0 ? cache.load_slots_.get() : nullptr) {
-      if (slots_ != nullptr) slots_->acquire();
-      ++detail::loader_depth();
-    }
-    ~LoadPermit() {
-      --detail::loader_depth();
-      if (slots_ != nullptr) slots_->release();
-    }
+    explicit LoadPermit(const ReadThroughCache& cache) noexcept
+        : slots_(detail::loader_depth() == 0 ? cache.load_slots_.get() : nullptr) {}
+    ~LoadPermit() { release(); }
     LoadPermit(const LoadPermit&) = delete;
     LoadPermit& operator=(const LoadPermit&) = delete;
 
+    /// True if the permit is held (or not needed), taking a free slot.
+    bool try_acquire() {
+      if (slots_ != nullptr && !held_) held_ = slots_->try_acquire();
+      return slots_ == nullptr || held_;
+    }
+    void acquire() {
+      if (slots_ == nullptr || held_) return;
+      slots_->acquire();
+      held_ = true;
+    }
+    void release() noexcept {
+      if (held_) slots_->release();
+      held_ = false;
+    }
+
    private:
     detail::LoadSlots* slots_;
+    bool held_ = false;
+  };
+
+  /// Marks the calling thread as inside a loader (see `LoadPermit`).
+  struct InsideLoader {
+    InsideLoader() noexcept { ++detail::loader_depth(); }
+    ~InsideLoader() { --detail::loader_depth(); }
+    InsideLoader(const InsideLoader&) = delete;
+    InsideLoader& operator=(const InsideLoader&) = delete;
   };
 
   /// A loader's answer: the value (or not found) and its own TTL, if any.
@@ -1110,6 +1132,7 @@ class ReadThroughCache {
     std::shared_ptr<Flight> flight;     // kJoin, kOwn
     bool joined_superseded = false;     // kJoin
     std::optional<Versioned<V>> stale;  // kOwn: an expired value for stale-if-error
+    bool running = false;               // kOwn: this caller started the load (else only claimed it)
   };
 
   enum class Hit { kMiss, kHit, kHitAndRefresh };
@@ -1417,8 +1440,9 @@ class ReadThroughCache {
       if (try_hit</*kSettled=*/true>(shard, h, key, sink) != Hit::kMiss) return found;
       refuse_inside_read_section("a get that missed");
     }
+    LoadPermit permit(*this);
     for (;;) {
-      Claim claim = claim_locked_section(shard, h, key);
+      Claim claim = claim_locked_section(shard, h, key, &permit);
       switch (claim.kind) {
         case Claim::kHit:
           if (!claim.hit) return std::nullopt;
@@ -1433,6 +1457,15 @@ class ReadThroughCache {
           return project<kWithVersion>(*outcome);
         }
         case Claim::kOwn: {
+          if (!claim.running && !start_claimed(claim, permit)) {
+            // Started by another caller meanwhile (a loader may take it).
+            permit.release();
+            counters_.add(detail::Counter::kCoalescedWaits);
+            wait_for_load(*claim.flight);
+            const auto& outcome = claim.flight->outcome();
+            if (!outcome) return std::nullopt;
+            return project<kWithVersion>(*outcome);
+          }
           const auto& outcome = run_load(claim);
           if (!outcome) return std::nullopt;
           return project<kWithVersion>(*outcome);
@@ -1449,10 +1482,14 @@ class ReadThroughCache {
   }
 
   /// Under the shard lock, after a lock-free miss: a hit after all, or the
-  /// load in flight to wait for, or a new load registered for the caller.
-  /// Counts the miss (each caller's first), removes an expired entry unless
-  /// it may be served stale, and releases the lock before returning.
-  Claim claim_locked_section(Shard& shard, std::uint64_t h, const K& key) {
+  /// load in flight to wait for, or a load claimed by the caller: a new one,
+  /// or one registered but not started. The caller starts it now (`running`)
+  /// when `start_with` is given and holds or gets its permit; else it starts
+  /// it later (`start_claimed`). Counts the miss (each caller's first),
+  /// removes an expired entry unless it may be served stale, and releases
+  /// the lock before returning.
+  Claim claim_locked_section(Shard& shard, std::uint64_t h, const K& key,
+                             LoadPermit* start_with = nullptr) {
     Claim claim{Claim::kHit, key, h, &shard, std::nullopt, nullptr, false, std::nullopt};
     Removals removals(*this);
     std::unique_lock lock(shard.mutex);
@@ -1473,7 +1510,7 @@ class ReadThroughCache {
     }
     counters_.add(detail::Counter::kMisses);
     State* state = shard.pending.find(h, key);
-    if (state != nullptr && state->load != nullptr) {
+    if (state != nullptr && state->load != nullptr && state->load->started()) {
       claim.kind = Claim::kJoin;
       claim.flight = state->load;
       if (claim.flight->owner() == std::this_thread::get_id()) {
@@ -1486,10 +1523,38 @@ class ReadThroughCache {
       return claim;
     }
     claim.kind = Claim::kOwn;
-    claim.flight = std::make_shared<Flight>(std::this_thread::get_id());
-    if (state == nullptr) state = &shard.pending.get(h, key);
-    state->load = claim.flight;
+    const bool start = start_with != nullptr && start_with->try_acquire();
+    if (state != nullptr && state->load != nullptr) {
+      claim.flight = state->load;  // claimed, not started: nobody waits for it
+    } else {
+      claim.flight = std::make_shared<Flight>();
+      if (state == nullptr) state = &shard.pending.get(h, key);
+      state->load = claim.flight;
+    }
+    claim.running = start;
+    if (start) {
+      claim.flight->start();
+    } else {
+      claim.flight->add_claim();
+    }
     return claim;
+  }
+
+  /// Starts a claimed load, first taking the load permit (without the lock:
+  /// the load is not started, so nobody waits for this thread). False if
+  /// another caller started it meanwhile: wait for it instead.
+  bool start_claimed(Claim& claim, LoadPermit& permit) {
+    try {
+      permit.acquire();
+    } catch (...) {
+      (void)fail_load(claim, std::current_exception());
+      throw;
+    }
+    std::lock_guard lock(claim.shard->mutex);
+    if (claim.flight->started()) return false;
+    claim.flight->start();
+    claim.running = true;
+    return true;
   }
 
   /// Runs the loader for a claimed key, installs its result unless
@@ -1509,7 +1574,7 @@ class ReadThroughCache {
   /// Calls the loader (within the load bound), timing and counting it.
   LoadOutcome call_loader(const K& key) {
     counters_.add(detail::Counter::kLoads);
-    LoadPermit permit(*this);
+    const InsideLoader inside;
     const auto start = std::chrono::steady_clock::now();
     try {
       LoadOutcome outcome = to_outcome(std::invoke(loader_, key));
@@ -1525,9 +1590,18 @@ class ReadThroughCache {
   /// A claimed load failed: unregister it, then release its waiters with the
   /// stale value (stale-if-error) or the exception.
   /// Returns true when the waiters were served the stale value.
+  /// A claim the caller has not started is only given up: the load is then
+  /// run by whoever starts it, or unregistered if nobody else claimed it
+  /// (nobody waits for it).
   bool fail_load(Claim& claim, std::exception_ptr error) noexcept {
     {
       std::lock_guard lock(claim.shard->mutex);
+      if (!claim.running) {
+        if (!claim.flight->started() && claim.flight->drop_claim()) {
+          finish_load_locked(*claim.shard, claim.hash, claim.key);
+        }
+        return false;
+      }
       finish_load_locked(*claim.shard, claim.hash, claim.key);
     }
     if (claim.stale) {
@@ -1656,18 +1730,41 @@ class ReadThroughCache {
   // -- bulk loading ----------------------------------------------------------
 
   /// Loads the claimed keys of a get_all: in one batch call when the loader
-  /// has `load_all`, else one by one. Every claim is released, whatever
-  /// throws.
-  void load_owned(std::vector<Claim>& owned, std::unordered_map<K, V, Hash, KeyEqual>& found) {
+  /// has `load_all`, else one by one. Claims that another caller started
+  /// meanwhile (a loader, maybe this get_all's own, may take them) go to
+  /// `joined`. Every claim is released, whatever throws.
+  void load_owned(std::vector<Claim>& owned, std::vector<Claim>& joined,
+                  std::unordered_map<K, V, Hash, KeyEqual>& found) {
     if (owned.empty()) return;
     if constexpr (BatchLoaderFor<Loader, K, V>) {
+      LoadPermit permit(*this);
+      try {
+        permit.acquire();
+        for (Claim& c : owned) {
+          std::lock_guard lock(c.shard->mutex);
+          if (!c.flight->started()) {
+            c.flight->start();
+            c.running = true;
+          }
+        }
+        for (const Claim& c : owned) {
+          if (c.running) continue;
+          counters_.add(detail::Counter::kCoalescedWaits);
+          joined.push_back(c);
+        }
+      } catch (...) {
+        for (Claim& c : owned) (void)fail_load(c, std::current_exception());
+        throw;
+      }
+      std::erase_if(owned, [](const Claim& c) { return !c.running; });
+      if (owned.empty()) return;
       std::vector<K> keys;
       keys.reserve(owned.size());
       for (const Claim& c : owned) keys.push_back(c.key);
       std::vector<LoadOutcome> outcomes(owned.size());
       try {
         counters_.add(detail::Counter::kLoads);
-        LoadPermit permit(*this);
+        const InsideLoader inside;
         const auto start = std::chrono::steady_clock::now();
         std::unordered_map<K, std::size_t, Hash, KeyEqual> index(owned.size(), hash_, key_equal_);
         for (std::size_t i = 0; i < owned.size(); ++i) index.emplace(owned[i].key, i);
@@ -1708,6 +1805,12 @@ class ReadThroughCache {
     } else {
       for (std::size_t i = 0; i < owned.size(); ++i) {
         try {
+          LoadPermit permit(*this);
+          if (!start_claimed(owned[i], permit)) {
+            counters_.add(detail::Counter::kCoalescedWaits);
+            joined.push_back(owned[i]);
+            continue;
+          }
           const auto& value = run_load(owned[i]);
           if (value) found.emplace(owned[i].key, value->value);
         } catch (...) {
@@ -1731,9 +1834,10 @@ class ReadThroughCache {
       if (e == nullptr || e->negative) return;
       State* state = shard.pending.find(h, key);
       if (state != nullptr && state->load != nullptr) return;
-      claim.flight = std::make_shared<Flight>();  // its thread is set when it runs
+      claim.flight = std::make_shared<Flight>();  // started when it runs, or by a miss
       if (state == nullptr) state = &shard.pending.get(h, key);
       state->load = claim.flight;
+      claim.flight->add_claim();
     }
     counters_.add(detail::Counter::kRefreshes);
     {
@@ -1763,16 +1867,17 @@ class ReadThroughCache {
   }
 
   void run_refresh(Claim& claim) noexcept {
-    {
-      std::lock_guard lock(claim.shard->mutex);
-      claim.flight->set_owner(std::this_thread::get_id());
-    }
+    LoadPermit permit(*this);
     LoadOutcome outcome;
     try {
+      // A miss of the key (maybe a loader on this very executor) may have
+      // started the load meanwhile: it then runs it.
+      if (!start_claimed(claim, permit)) return;
       outcome = call_loader(claim.key);
     } catch (...) {
       counters_.add(detail::Counter::kRefreshFailures);
-      fail_load(claim, std::current_exception());  // the entry is still there and still served
+      // (A claim that could not start was given up by start_claimed.)
+      if (claim.running) fail_load(claim, std::current_exception());  // the entry is still served
       allow_next_refresh(claim);
       return;
     }

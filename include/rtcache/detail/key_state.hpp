@@ -19,17 +19,38 @@ namespace rtcache::detail {
 
 /// What every load in progress has, whatever its value type: the thread
 /// running the loader, and whether it has finished.
+///
+/// A load is registered before it starts: a get_all claims all its keys
+/// before it loads any, a refresh waits for the executor, a get may wait for
+/// a load permit. Until it starts, nobody waits for it: any caller that finds
+/// it and can run the loader now starts it and runs it (a loader may ask for
+/// such a key, or an executor thread for a refresh queued behind it), and
+/// the others that claimed it wait for that caller. Whoever starts it
+/// finishes it.
 class FlightBase {
  public:
-  explicit FlightBase(std::thread::id owner) noexcept : owner_(owner) {}
+  FlightBase() noexcept = default;
 
-  /// The thread running the loader (set under the shard lock: a background
-  /// refresh learns its thread only when it starts; read also by
-  /// `LoadWaits`, without that lock).
+  /// The thread running the loader, once started (set under the shard lock;
+  /// read also by `LoadWaits`, without that lock).
   [[nodiscard]] std::thread::id owner() const noexcept {
     return owner_.load(std::memory_order_acquire);
   }
-  void set_owner(std::thread::id owner) noexcept { owner_.store(owner, std::memory_order_release); }
+
+  /// Under the shard lock: whether a caller runs the loader.
+  [[nodiscard]] bool started() const noexcept { return started_; }
+  /// Under the shard lock: the calling thread runs the loader from now on.
+  void start() noexcept {
+    started_ = true;
+    owner_.store(std::this_thread::get_id(), std::memory_order_release);
+  }
+  /// Under the shard lock, before it starts: one more caller that will
+  /// start it or wait for whoever does.
+  void add_claim() noexcept { ++claims_; }
+  /// Under the shard lock, before it starts: a caller gives its claim up
+  /// (it failed before it could run the load). True if none is left: the
+  /// load is then nobody's, and must be unregistered.
+  [[nodiscard]] bool drop_claim() noexcept { return --claims_ == 0; }
 
   /// True once the outcome is published: nobody waits for it any longer.
   [[nodiscard]] bool done() const noexcept { return done_.load(std::memory_order_acquire); }
@@ -45,8 +66,10 @@ class FlightBase {
   }
 
  private:
-  std::atomic<std::thread::id> owner_;
+  std::atomic<std::thread::id> owner_{};
   std::atomic<bool> done_{false};
+  bool started_ = false;      // under the shard lock
+  std::uint32_t claims_ = 0;  // under the shard lock, until started
 };
 
 /// Which load each thread waits for, over every cache of the process, so
@@ -65,12 +88,11 @@ class LoadWaits {
     explicit Wait(const FlightBase& load) : waits_(instance()), me_(std::this_thread::get_id()) {
       std::lock_guard lock(waits_.mutex_);
       // Each thread waits for at most one load, so the chain ends or comes
-      // back to this thread. (Owners are read now, so a refresh that learned
-      // its thread after a wait began is followed too: the last thread to
-      // close a cycle always finds it, and the map never holds one. The
-      // bound on the steps is only a guard.) A finished load ends the chain:
-      // its owner waits for nothing through it (get_all finishes its own
-      // loads before it waits for others').
+      // back to this thread. (Only started loads are waited for, so each has
+      // its owner: the last thread to close a cycle always finds it, and the
+      // map never holds one. The bound on the steps is only a guard.) A
+      // finished load ends the chain: its owner waits for nothing through it
+      // (get_all finishes its own loads before it waits for others').
       std::size_t steps = waits_.waiting_.size() + 1;
       for (const FlightBase* next = &load; next != nullptr && !next->done() && steps-- > 0;) {
         const std::thread::id owner = next->owner();
@@ -115,8 +137,6 @@ class LoadWaits {
 template <class V>
 class LoadFlight : public FlightBase {
  public:
-  explicit LoadFlight(std::thread::id owner = {}) noexcept : FlightBase(owner) {}
-
   /// Set (under the shard lock) when a put, erase or invalidate of the key
   /// finished while this load ran: its result is then not installed, and
   /// callers that arrive after that wait for it and then load afresh.

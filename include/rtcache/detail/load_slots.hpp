@@ -26,6 +26,14 @@ class LoadSlots {
     --free_;
   }
 
+  /// Takes a slot if one is free; never waits.
+  bool try_acquire() {
+    std::lock_guard lock(mutex_);
+    if (free_ == 0) return false;
+    --free_;
+    return true;
+  }
+
   void release() {
     {
       std::lock_guard lock(mutex_);
