@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <future>
 #include <latch>
 #include <memory>
 #include <numeric>
@@ -122,4 +123,33 @@ TEST_CASE("a loader may use the cache for other keys even when the load bound is
       [&](const int& k) { return body(k); });
   body = [&](const int& k) { return k == 0 ? *cache.get(1) + 100 : k; };
   CHECK(cache.get(0) == std::optional<int>(101));
+}
+
+TEST_CASE("a loader may read a key whose load waits for the load bound") {
+  // The bound is 1 and the loader of 1 holds it. Another thread misses 2
+  // and claims it, then waits for the bound; then the loader of 1 asks for
+  // 2. It must not wait for that thread, which waits for it: loads started
+  // from inside a loader are not counted, and run there.
+  std::function<int(const int&)> body;
+  auto cache = rtcache::make_cache<int, int>(
+      rtcache::Options{.capacity = 8, .seed = 1, .max_concurrent_loads = 1},
+      [&](const int& k) { return body(k); });
+  std::latch loading_1(1);
+  std::atomic<int> loads_of_2{0};
+  body = [&](const int& k) {
+    if (k == 2) {
+      loads_of_2.fetch_add(1);
+      return 2;
+    }
+    loading_1.count_down();
+    spin_until([&] { return cache.pending_count() == 2; });  // 2 is claimed
+    return *cache.get(2) + 100;
+  };
+  auto first = std::async(std::launch::async, [&] { return cache.get(1); });
+  loading_1.wait();
+  auto second = std::async(std::launch::async, [&] { return cache.get(2); });
+  CHECK(rtcache::test::finishes(first, "get(1)") == std::optional<int>(102));
+  CHECK(rtcache::test::finishes(second, "get(2)") == std::optional<int>(2));
+  CHECK(loads_of_2.load() == 1);  // one load of 2, shared
+  CHECK(cache.pending_count() == 0);
 }

@@ -4,8 +4,12 @@
 // counters, and switches that make the next calls fail.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
+#include <future>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -129,6 +133,19 @@ struct StoreLoader {
 template <class Predicate>
 void spin_until(Predicate done) {
   while (!done()) std::this_thread::yield();
+}
+
+/// Waits for `call` (a std::future) with a generous bound: a deadlocked call
+/// cannot be unwound (its threads never return), so the run ends here with a
+/// message instead of hanging until the test driver's timeout.
+template <class Future>
+auto finishes(Future& call, const char* what) {
+  if (call.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+    std::fprintf(stderr, "DEADLOCK: %s did not return within 60 s\n", what);
+    std::fflush(stderr);
+    std::_Exit(1);
+  }
+  return call.get();
 }
 
 }  // namespace rtcache::test
