@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <future>
 #include <memory>
 #include <rtcache/rtcache.hpp>
 #include <set>
@@ -185,4 +186,47 @@ TEST_CASE("the built-in refresh pool is drained by the destructor") {
     CHECK(cache.stats().refreshes == 4);
   }  // the destructor waits for the four reloads
   CHECK(loads.load() == 8);
+}
+
+TEST_CASE("a loader on the executor may read a key whose refresh is queued behind it") {
+  // The refreshes of 1 and 2 are queued on a one-thread executor; by the
+  // time the refresh of 1 runs, 2 has expired, and its loader asks for 2.
+  // The get misses and finds 2's refresh registered but not started: it
+  // must run that load itself, not wait for a task queued behind its own
+  // thread (which never runs, and the cache's destructor would wait too).
+  auto clock = std::make_shared<rtcache::ManualClock>();
+  ManualExecutor executor;
+  FakeStore<> store;
+  store.set(1, "one");
+  store.set(2, "two");
+  std::function<void(const int&)> before_read;
+  auto cache = std::make_unique<Cache>(rtcache::Options{.capacity = 64,
+                                                        .seed = 1,
+                                                        .expire_after_write = 100s,
+                                                        .refresh_after = 50s,
+                                                        .refresh_jitter = 0.0,
+                                                        .clock = clock,
+                                                        .executor = executor.executor()},
+                                       StoreLoader<>{&store, &before_read}, StoreWriter<>{&store});
+  REQUIRE(cache->get(1) == std::optional<std::string>("one"));
+  REQUIRE(cache->get(2) == std::optional<std::string>("two"));
+  clock->advance(60s);
+  REQUIRE(cache->get(1) == std::optional<std::string>("one"));  // queues the refresh of 1
+  REQUIRE(cache->get(2) == std::optional<std::string>("two"));  // and of 2
+  REQUIRE(executor.queued() == 2);
+  clock->advance(50s);  // both expired (110 s > 100 s)
+  store.set(2, "two'");
+  std::optional<std::string> read_by_refresh;
+  before_read = [&](const int& key) {
+    if (key == 1) read_by_refresh = cache->get(2);
+  };
+  auto run = std::async(std::launch::async, [&] { return executor.run_all(); });
+  CHECK(rtcache::test::finishes(run, "the executor's tasks") == 2);
+  CHECK(read_by_refresh == std::optional<std::string>("two'"));
+  CHECK(store.reads() == 4);  // 1 and 2, the refresh of 1, and 2 once more: not twice
+  CHECK(cache->pending_count() == 0);
+  before_read = nullptr;
+  CHECK(cache->get(2) == std::optional<std::string>("two'"));
+  auto destroy = std::async(std::launch::async, [&] { cache.reset(); });
+  rtcache::test::finishes(destroy, "the cache's destructor");
 }
