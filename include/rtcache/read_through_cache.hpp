@@ -1130,7 +1130,7 @@ class ReadThroughCache {
     Shard* shard = nullptr;
     std::optional<Versioned<V>> hit;    // kHit: the value (nullopt: cached "not found")
     std::shared_ptr<Flight> flight;     // kJoin, kOwn
-    bool joined_superseded = false;     // kJoin
+    bool joined_superseded = false;     // kJoin; kOwn, for the wait if another caller starts it
     std::optional<Versioned<V>> stale;  // kOwn: an expired value for stale-if-error
     bool running = false;               // kOwn: this caller started the load (else only claimed it)
   };
@@ -1462,6 +1462,7 @@ class ReadThroughCache {
             permit.release();
             counters_.add(detail::Counter::kCoalescedWaits);
             wait_for_load(*claim.flight);
+            if (claim.joined_superseded) continue;  // as a join: load afresh
             const auto& outcome = claim.flight->outcome();
             if (!outcome) return std::nullopt;
             return project<kWithVersion>(*outcome);
@@ -1526,6 +1527,8 @@ class ReadThroughCache {
     const bool start = start_with != nullptr && start_with->try_acquire();
     if (state != nullptr && state->load != nullptr) {
       claim.flight = state->load;  // claimed, not started: nobody waits for it
+      // If another caller starts it, this one waits for it as for a join.
+      claim.joined_superseded = claim.flight->superseded;
     } else {
       claim.flight = std::make_shared<Flight>();
       if (state == nullptr) state = &shard.pending.get(h, key);
