@@ -1,5 +1,9 @@
 // Stats count what happened, summed over the counter stripes of all threads.
 
+#include <atomic>
+#include <functional>
+#include <latch>
+#include <optional>
 #include <rtcache/detail/striped_counters.hpp>
 #include <rtcache/rtcache.hpp>
 #include <string>
@@ -95,4 +99,37 @@ TEST_CASE("a striped count adds exactly across threads, and can be set") {
   CHECK(count.sum() == 7);
   count.add(1);
   CHECK(count.sum() == 8);
+}
+
+// Found in review: a get that joined a load which a write then superseded
+// loads afresh, and its second look was counted as a second miss.
+TEST_CASE("a get that waits for a superseded load and loads again counts one miss") {
+  struct Writer {
+    void operator()(const int&, const std::string&) const {}
+    void erase(const int&) const {}
+  };
+  using Loader = std::function<std::optional<std::string>(const int&)>;
+  std::latch in_load(1);
+  std::latch release(1);
+  std::atomic<int> calls{0};
+  rtcache::ReadThroughCache<int, std::string, Loader, Writer> cache(
+      rtcache::Options{.capacity = 64, .seed = 1}, [&](const int& k) {
+        if (calls.fetch_add(1) == 0) {
+          in_load.count_down();
+          release.wait();
+        }
+        return std::optional<std::string>("v" + std::to_string(k));
+      });
+  std::thread owner([&] { (void)cache.get(1); });  // owns the load, held in the loader
+  in_load.wait();
+  cache.erase(1);                                   // supersedes it
+  std::thread joiner([&] { (void)cache.get(1); });  // joins it, then loads afresh
+  while (cache.stats().coalesced_waits == 0) std::this_thread::yield();
+  release.count_down();
+  owner.join();
+  joiner.join();
+  const rtcache::Stats s = cache.stats();
+  CHECK(s.hits + s.misses == 2);  // two gets
+  CHECK(s.misses == 2);
+  CHECK(s.loads == 2);
 }

@@ -281,8 +281,10 @@ class ReadThroughCache {
     load_owned(owned, joined, found);
     for (Claim& claim : joined) {
       wait_for_load(*claim.flight);
-      if (claim.joined_superseded) {
-        if (auto value = get(claim.key)) found.emplace(claim.key, std::move(*value));
+      if (claim.joined_superseded) {  // load afresh (this key's lookup is counted)
+        if (auto value = load_after_miss<false>(*claim.shard, claim.hash, claim.key, true)) {
+          found.emplace(claim.key, std::move(*value));
+        }
         continue;
       }
       const auto& outcome = claim.flight->outcome();
@@ -1429,8 +1431,8 @@ class ReadThroughCache {
   }
 
   template <bool kWithVersion>
-  RTCACHE_NOINLINE Result<kWithVersion> load_after_miss(Shard& shard, std::uint64_t h,
-                                                        const K& key) {
+  RTCACHE_NOINLINE Result<kWithVersion> load_after_miss(Shard& shard, std::uint64_t h, const K& key,
+                                                        bool counted = false) {
     if (detail::EpochDomain::inside_guard()) [[unlikely]] {
       // In get_with's function: no lock may be taken here (a writer holding
       // it may be waiting for that function to return). A grow can hide an
@@ -1442,7 +1444,8 @@ class ReadThroughCache {
     }
     LoadPermit permit(*this);
     for (;;) {
-      Claim claim = claim_locked_section(shard, h, key, &permit);
+      // A get is one lookup in the stats, however many times it looks.
+      Claim claim = claim_locked_section(shard, h, key, &permit, !std::exchange(counted, true));
       switch (claim.kind) {
         case Claim::kHit:
           if (!claim.hit) return std::nullopt;
@@ -1486,11 +1489,12 @@ class ReadThroughCache {
   /// load in flight to wait for, or a load claimed by the caller: a new one,
   /// or one registered but not started. The caller starts it now (`running`)
   /// when `start_with` is given and holds or gets its permit; else it starts
-  /// it later (`start_claimed`). Counts the miss (each caller's first),
-  /// removes an expired entry unless it may be served stale, and releases
-  /// the lock before returning.
+  /// it later (`start_claimed`). Counts the hit or miss (with `count`:
+  /// false when the caller looks again, as one lookup counts once), removes
+  /// an expired entry unless it may be served stale, and releases the lock
+  /// before returning.
   Claim claim_locked_section(Shard& shard, std::uint64_t h, const K& key,
-                             LoadPermit* start_with = nullptr) {
+                             LoadPermit* start_with = nullptr, bool count = true) {
     Claim claim{Claim::kHit, key, h, &shard, std::nullopt, nullptr, false, std::nullopt};
     Removals removals(*this);
     std::unique_lock lock(shard.mutex);
@@ -1498,7 +1502,7 @@ class ReadThroughCache {
     if (Entry* e = find_locked(shard, h, key)) {
       if (!expired(*e, now)) {
         access_locked(shard, *e);
-        counters_.add(detail::Counter::kHits);
+        if (count) counters_.add(detail::Counter::kHits);
         if (!e->negative) claim.hit = Versioned<V>{e->value, e->version};
         return claim;
       }
@@ -1509,7 +1513,7 @@ class ReadThroughCache {
         remove_locked(shard, e, RemovalCause::kExpired, removals);
       }
     }
-    counters_.add(detail::Counter::kMisses);
+    if (count) counters_.add(detail::Counter::kMisses);
     State* state = shard.pending.find(h, key);
     if (state != nullptr && state->load != nullptr && state->load->started()) {
       claim.kind = Claim::kJoin;
