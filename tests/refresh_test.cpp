@@ -9,7 +9,9 @@
 #include <memory>
 #include <rtcache/rtcache.hpp>
 #include <set>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "support/catch.hpp"
 #include "support/fake_store.hpp"
@@ -229,4 +231,40 @@ TEST_CASE("a loader on the executor may read a key whose refresh is queued behin
   CHECK(cache->get(2) == std::optional<std::string>("two'"));
   auto destroy = std::async(std::launch::async, [&] { cache.reset(); });
   rtcache::test::finishes(destroy, "the cache's destructor");
+}
+
+// Found in review: when the executor refused the refresh task, the cache
+// released the load through the claim it had already moved into the task
+// (a null load, an emptied key): a crash.
+TEST_CASE("a refresh the executor refuses leaves the entry served, and a later hit retries") {
+  auto clock = std::make_shared<rtcache::ManualClock>();
+  FakeStore<> store;
+  int offered = 0;
+  bool refuse = true;
+  std::vector<std::function<void()>> accepted;
+  Cache cache{rtcache::Options{.capacity = 8,
+                               .seed = 1,
+                               .refresh_after = 10s,
+                               .clock = clock,
+                               .executor =
+                                   [&](std::function<void()> task) {
+                                     ++offered;
+                                     if (refuse) throw std::runtime_error("executor full");
+                                     accepted.push_back(std::move(task));
+                                   }},
+              StoreLoader<>{&store}, StoreWriter<>{&store}};
+  store.set(1, "v1");
+  REQUIRE(cache.get(1) == std::optional<std::string>("v1"));
+  store.set(1, "v2");
+  clock->advance(10s);
+  CHECK(cache.get(1) == std::optional<std::string>("v1"));  // served; the refresh is refused
+  CHECK(offered == 1);
+  CHECK(cache.pending_count() == 0);
+  refuse = false;
+  CHECK(cache.get(1) == std::optional<std::string>("v1"));  // tries again
+  CHECK(offered == 2);
+  REQUIRE(accepted.size() == 1);
+  accepted.front()();
+  CHECK(cache.get(1) == std::optional<std::string>("v2"));
+  CHECK(cache.pending_count() == 0);
 }

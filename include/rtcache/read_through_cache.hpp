@@ -1851,8 +1851,10 @@ class ReadThroughCache {
       std::lock_guard lock(tasks_mutex_);
       ++outstanding_tasks_;
     }
-    auto task = [this, claim = std::move(claim)]() mutable {
-      run_refresh(claim);
+    // Shared with the task, so that it is still here if the task is refused.
+    auto shared = std::make_shared<Claim>(std::move(claim));
+    auto task = [this, shared] {
+      run_refresh(*shared);
       std::lock_guard lock(tasks_mutex_);
       if (--outstanding_tasks_ == 0) tasks_done_.notify_all();
     };
@@ -1866,8 +1868,10 @@ class ReadThroughCache {
         pool_->submit(std::move(task));
       }
     } catch (...) {
-      // The executor refused the task: the refresh does not happen.
-      fail_load(claim, std::current_exception());
+      // The executor refused the task: the refresh does not happen, and the
+      // next hit may try again.
+      fail_load(*shared, std::current_exception());
+      allow_next_refresh(*shared);
       std::lock_guard lock(tasks_mutex_);
       if (--outstanding_tasks_ == 0) tasks_done_.notify_all();
     }
