@@ -7,6 +7,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <optional>
 #include <rtcache/rtcache.hpp>
 #include <set>
 #include <stdexcept>
@@ -64,68 +65,62 @@ TEST_CASE("a hit after refresh_after serves the cached value and starts one relo
   CHECK(f.cache.pending_count() == 0);
 }
 
-TEST_CASE("a refresh superseded by a put is discarded") {
-  auto clock = std::make_shared<rtcache::ManualClock>();
+namespace {
+
+/// A cache whose refresh of key 1 is queued: its loader reads the store, then
+/// runs `after_read`, so that a test can act while the refresh holds the row.
+struct HeldRefresh {
+  std::shared_ptr<rtcache::ManualClock> clock = std::make_shared<rtcache::ManualClock>();
   ManualExecutor executor;
   FakeStore<> store;
   std::function<void()> after_read;
-  // Reads the store, then runs `after_read`: the put lands while the refresh
-  // holds the old row.
-  auto loader = [&](const int& key) {
-    auto row = store.read(key);
-    if (after_read) after_read();
-    return row;
+  struct Loader {
+    HeldRefresh* self;
+    std::optional<std::string> operator()(const int& key) const {
+      auto row = self->store.read(key);
+      if (self->after_read) self->after_read();
+      return row;
+    }
   };
-  rtcache::ReadThroughCache<int, std::string, decltype(loader), StoreWriter<>> cache(
+  rtcache::ReadThroughCache<int, std::string, Loader, StoreWriter<>> cache{
       rtcache::Options{.capacity = 8,
                        .seed = 1,
                        .refresh_after = 10s,
                        .clock = clock,
                        .executor = executor.executor()},
-      loader, StoreWriter<>{&store});
-  store.set(1, "v1");
-  REQUIRE(cache.get(1));
-  clock->advance(10s);
-  REQUIRE(cache.get(1) == std::optional<std::string>("v1"));
-  REQUIRE(executor.queued() == 1);
-  after_read = [&] { cache.put(1, "written"); };
-  executor.run_all();  // the refresh read "v1" before the put finished: not installed
-  after_read = nullptr;
-  CHECK(cache.get(1) == std::optional<std::string>("written"));
-  CHECK(cache.get_versioned(1)->version == 2);
+      Loader{this}, StoreWriter<>{&store}};
+
+  HeldRefresh() {
+    store.set(1, "v1");
+    REQUIRE(cache.get(1));
+    clock->advance(10s);
+    REQUIRE(cache.get(1) == std::optional<std::string>("v1"));
+    REQUIRE(executor.queued() == 1);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a refresh superseded by a put is discarded") {
+  HeldRefresh f;
+  f.after_read = [&] { f.cache.put(1, "written"); };
+  f.executor.run_all();  // the refresh read "v1" before the put finished: not installed
+  f.after_read = nullptr;
+  CHECK(f.cache.get(1) == std::optional<std::string>("written"));
+  CHECK(f.cache.get_versioned(1)->version == 2);
 }
 
 TEST_CASE("a refresh of a key that invalidate_if drops meanwhile is discarded") {
-  auto clock = std::make_shared<rtcache::ManualClock>();
-  ManualExecutor executor;
-  FakeStore<> store;
-  std::function<void()> after_read;
-  auto loader = [&](const int& key) {
-    auto row = store.read(key);
-    if (after_read) after_read();
-    return row;
-  };
-  rtcache::ReadThroughCache<int, std::string, decltype(loader), StoreWriter<>> cache(
-      rtcache::Options{.capacity = 8,
-                       .seed = 1,
-                       .refresh_after = 10s,
-                       .clock = clock,
-                       .executor = executor.executor()},
-      loader, StoreWriter<>{&store});
-  store.set(1, "v1");
-  REQUIRE(cache.get(1));
-  clock->advance(10s);
-  REQUIRE(cache.get(1) == std::optional<std::string>("v1"));
-  REQUIRE(executor.queued() == 1);
+  HeldRefresh f;
   // The store changes behind the cache's back, and the application drops
   // the key, while the refresh holds the old row.
-  after_read = [&] {
-    store.set(1, "v2");
-    cache.invalidate_if([](const int& key, const std::string&) { return key == 1; });
+  f.after_read = [&] {
+    f.store.set(1, "v2");
+    f.cache.invalidate_if([](const int& key, const std::string&) { return key == 1; });
   };
-  executor.run_all();
-  after_read = nullptr;
-  CHECK(cache.get(1) == std::optional<std::string>("v2"));
+  f.executor.run_all();
+  f.after_read = nullptr;
+  CHECK(f.cache.get(1) == std::optional<std::string>("v2"));
 }
 
 TEST_CASE("a failed refresh keeps the entry, counts the failure, and a later hit retries") {

@@ -1960,11 +1960,7 @@ class ReadThroughCache {
     std::lock_guard lock(shard.mutex);
     if (!stored) {
       counters_.add(detail::Counter::kVersionConflicts);
-      (void)gate.supersede_locked();
-      if (Entry* e = find_locked(shard, h, key)) {
-        remove_locked(shard, e, RemovalCause::kInvalidated, removals);
-      }
-      gate.release_locked();
+      drop_written_locked(shard, gate, h, key, RemovalCause::kInvalidated, removals);
       return PutResult{false, kUnknownVersion};
     }
     counters_.add(detail::Counter::kWrites);
@@ -1987,10 +1983,16 @@ class ReadThroughCache {
     counters_.add(detail::Counter::kWrites);
     Removals removals(*this);
     std::lock_guard lock(shard.mutex);
+    drop_written_locked(shard, gate, h, key, RemovalCause::kErased, removals);
+  }
+
+  /// Ends a write of `key` (through `gate`) that leaves no value of it in
+  /// the cache: an erase, a version conflict, a weigher that failed. Loads
+  /// in progress are superseded and the cached entry is dropped.
+  void drop_written_locked(Shard& shard, WriteGate& gate, std::uint64_t h, const K& key,
+                           RemovalCause cause, Removals& removals) {
     (void)gate.supersede_locked();
-    if (Entry* e = find_locked(shard, h, key)) {
-      remove_locked(shard, e, RemovalCause::kErased, removals);
-    }
+    if (Entry* e = find_locked(shard, h, key)) remove_locked(shard, e, cause, removals);
     gate.release_locked();
   }
 
@@ -2005,11 +2007,7 @@ class ReadThroughCache {
     } catch (...) {
       Removals removals(*this);
       std::lock_guard lock(shard.mutex);
-      (void)gate.supersede_locked();
-      if (Entry* e = find_locked(shard, h, key)) {
-        remove_locked(shard, e, RemovalCause::kInvalidated, removals);
-      }
-      gate.release_locked();
+      drop_written_locked(shard, gate, h, key, RemovalCause::kInvalidated, removals);
       throw;
     }
   }
