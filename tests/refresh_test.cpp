@@ -76,7 +76,7 @@ struct HeldRefresh {
   std::function<void()> after_read;
   struct Loader {
     HeldRefresh* self;
-    std::optional<std::string> operator()(const int& key) const {
+    std::optional<rtcache::Versioned<std::string>> operator()(const int& key) const {
       auto row = self->store.read(key);
       if (self->after_read) self->after_read();
       return row;
