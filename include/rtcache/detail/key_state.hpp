@@ -37,13 +37,11 @@ class FlightBase {
     return owner_.load(std::memory_order_acquire);
   }
 
-  /// Under the shard lock: whether a caller runs the loader.
-  [[nodiscard]] bool started() const noexcept { return started_; }
+  /// Whether a caller runs the loader: it has an owner (set under the
+  /// shard lock).
+  [[nodiscard]] bool started() const noexcept { return owner() != std::thread::id{}; }
   /// Under the shard lock: the calling thread runs the loader from now on.
-  void start() noexcept {
-    started_ = true;
-    owner_.store(std::this_thread::get_id(), std::memory_order_release);
-  }
+  void start() noexcept { owner_.store(std::this_thread::get_id(), std::memory_order_release); }
   /// Under the shard lock, before it starts: one more caller that will
   /// start it or wait for whoever does.
   void add_claim() noexcept { ++claims_; }
@@ -68,7 +66,6 @@ class FlightBase {
  private:
   std::atomic<std::thread::id> owner_{};
   std::atomic<bool> done_{false};
-  bool started_ = false;      // under the shard lock
   std::uint32_t claims_ = 0;  // under the shard lock, until started
 };
 
